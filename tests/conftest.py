@@ -1,0 +1,137 @@
+"""Shared fixtures: real server processes on 127.0.0.1, raw-socket helpers.
+
+Every server started here listens on 127.0.0.1 on a free port and is stopped by
+pid when the test (or module) ends.  ``server_factory(target, pure=..., **run_kwargs)``
+starts ``tests/serve.py`` with the accelerators on (``pure=False``) or off
+(``pure=True``); the ``parser_mode`` fixture parametrises a test over both.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+try:
+    import httptools  # noqa: F401
+    import uvloop  # noqa: F401
+    HAVE_ACCELERATORS = True
+except ImportError:
+    HAVE_ACCELERATORS = False
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """A pixie_web app running in a child process; ``stop()`` kills it by pid."""
+
+    def __init__(self, target, pure, run_kwargs, env=None):
+        self.port = free_port()
+        self.pure = pure
+        child_env = dict(os.environ)
+        child_env.pop("PIXIE_WEB_PURE", None)
+        if pure:
+            child_env["PIXIE_WEB_PURE"] = "1"
+        child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
+        child_env.update(env or {})
+        run_kwargs = {"access_log": False, **run_kwargs}
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
+             str(self.port), json.dumps(run_kwargs)],
+            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        self.pid = self.process.pid
+        self._wait_ready()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode(errors="replace")
+                raise RuntimeError(f"server exited early:\n{output}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start listening in time")
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stop the server by pid and return what it printed."""
+        if self.process.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+                self.process.wait(timeout=timeout)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=timeout)
+        return self.process.stdout.read().decode(errors="replace")
+
+
+@pytest.fixture
+def server_factory():
+    started = []
+
+    def start(target, pure=False, env=None, **run_kwargs):
+        if not pure and not HAVE_ACCELERATORS:
+            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
+        server = ServerProcess(target, pure, run_kwargs, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(params=["pure", "accelerated"])
+def parser_mode(request):
+    """Run a test once with the pure-Python path and once with uvloop + httptools."""
+    if request.param == "accelerated" and not HAVE_ACCELERATORS:
+        pytest.skip("uvloop/httptools not installed: accelerated path not testable")
+    return request.param
+
+
+def raw_exchange(port, payload, timeout=3.0, read_until_close=True):
+    """Send raw bytes and return everything the server answers until it closes
+    (or until ``timeout`` passes with no more data)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+                if not read_until_close:
+                    break
+        except socket.timeout:
+            pass
+        return b"".join(chunks)
+
+
+def status_of(response_bytes):
+    """Status code of the first response in ``response_bytes`` (None if empty)."""
+    if not response_bytes:
+        return None
+    first_line = response_bytes.split(b"\r\n", 1)[0]
+    return int(first_line.split(b" ")[1])
