@@ -53,6 +53,7 @@ import pickle
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -923,7 +924,7 @@ class Request:
     __slots__ = ("method", "raw_path", "path", "query_string", "http_version", "_header_pairs",
                  "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
                  "_query", "_cookies", "_form", "_json", "_stream", "_host", "session",
-                 "max_query_params", "__weakref__")
+                 "max_query_params", "_routing_outcome", "started", "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -944,6 +945,8 @@ class Request:
         self._state = self._query = self._cookies = self._form = self._json = None
         self._stream = None
         self.session = None
+        self._routing_outcome = None
+        self.started = 0.0
         self.max_query_params = app.max_query_params if app is not None else 1000
 
     def __repr__(self):
@@ -1384,3 +1387,1914 @@ def http_error_response(error):
         for name, value in error.headers.items():
             response.headers[name] = value
     return response
+
+
+# ---- Dispatcher and pool --------------------------------------------------------------------
+
+class ProcessType(Enum):
+    """Where the current code runs."""
+
+    main = "main"    #: the server process (event loop or thread pool)
+    pool = "pool"    #: a worker process of the pool
+
+
+class _ProcessEnvironment:
+    """``proc_env.proc_type`` tells a handler whether it runs in the server or a pool worker."""
+
+    proc_type = ProcessType.main
+
+
+proc_env = _ProcessEnvironment()
+
+
+def _pool_initializer():
+    proc_env.proc_type = ProcessType.pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
+
+
+def _pool_warmup():
+    return os.getpid()
+
+
+_STREAM_END = 0
+_FRAME = ">I"
+
+
+def _stream_to_server(address, stream_id, response):
+    """Send a streaming response body from a pool worker back to the server, chunk by chunk.
+
+    The server closes the socket when its client goes away; the next send then fails and
+    the generator is closed at its ``yield`` (so its ``finally`` blocks run).
+    """
+    family = socket.AF_UNIX
+    body = response.body
+    iterator = _iter_file(body) if _is_binary_file(body) else iter(body)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as channel:
+            channel.connect(address)
+            head = pickle.dumps((stream_id, response.status, response.headers.items()))
+            channel.sendall(struct.pack(_FRAME, len(head)) + head)
+            try:
+                for chunk in iterator:
+                    if isinstance(chunk, str):
+                        chunk = chunk.encode("utf-8")
+                    if chunk:
+                        channel.sendall(struct.pack(_FRAME, len(chunk)) + bytes(chunk))
+                channel.sendall(struct.pack(_FRAME, _STREAM_END))
+            except OSError:
+                pass  # the client went away: stop producing
+    finally:
+        close = getattr(iterator, "close", None) or getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+def _iter_file(file):
+    while True:
+        chunk = file.read(_FILE_CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+_STREAMED = "pixie_web:streamed"
+
+
+def _pool_call(handler, snapshot, path_params, stream_address, stream_id):
+    """Run a pool handler in a worker process and return a picklable result."""
+    request = Request._from_snapshot(snapshot)
+    request.path_params = path_params
+    try:
+        response = to_response(handler(request, **path_params))
+    except HTTPError as error:
+        response = http_error_response(error)
+    body = response.body
+    if body is None or isinstance(body, (bytes, bytearray, str)):
+        return response
+    if stream_address is None:   # an external executor: no channel back, collect the body
+        chunks = _iter_file(body) if _is_binary_file(body) else body
+        response.body = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        return response
+    _stream_to_server(stream_address, stream_id, response)
+    return _STREAMED
+
+
+class _PoolStreamChannel:
+    """The server's end of pool streams: a Unix socket that workers connect back to."""
+
+    def __init__(self):
+        self.address = None
+        self._server = None
+        self._waiting = {}          # stream id -> future resolved with (reader, writer, head)
+        self._next_id = 0
+
+    async def start(self):
+        if sys.platform.startswith("linux"):
+            self.address = "\0pixie-web-" + uuid.uuid4().hex    # abstract: nothing on disk
+        else:
+            import tempfile
+            self.address = os.path.join(tempfile.mkdtemp(prefix="pixie-web-"), "streams")
+        self._server = await asyncio.start_unix_server(self._accept, self.address)
+
+    def register(self):
+        self._next_id += 1
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[self._next_id] = future
+        return self._next_id, future
+
+    def forget(self, stream_id):
+        future = self._waiting.pop(stream_id, None)
+        if future is not None and not future.done():
+            future.cancel()
+
+    async def _accept(self, reader, writer):
+        try:
+            (size,) = struct.unpack(_FRAME, await reader.readexactly(4))
+            stream_id, status, header_items = pickle.loads(await reader.readexactly(size))
+        except (asyncio.IncompleteReadError, pickle.UnpicklingError, ValueError, OSError):
+            writer.close()
+            return
+        future = self._waiting.pop(stream_id, None)
+        if future is None or future.done():
+            writer.close()
+            return
+        future.set_result((reader, writer, status, header_items))
+
+    async def close(self):
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def _read_pool_stream(reader, writer):
+    """Yield the chunks a pool worker sends; closing this generator hangs up on the worker."""
+    try:
+        while True:
+            (size,) = struct.unpack(_FRAME, await reader.readexactly(4))
+            if size == _STREAM_END:
+                return
+            yield await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        raise ConnectionError("the pool worker stopped in the middle of a stream") from None
+    finally:
+        writer.close()
+
+
+class _PoolTimeout(Exception):
+    pass
+
+
+class _ProcessPool:
+    """The worker processes of ``RouteType.pool`` routes.
+
+    A handler that times out gets its executor retired: new requests go to a fresh pool
+    and the old one's processes are killed once its other requests have finished, so a
+    hung handler never clogs the pool. A pool broken by a dead worker is rebuilt.
+    """
+
+    def __init__(self, workers, start_method=None, executor=None):
+        self.workers = workers
+        self.start_method = start_method
+        self.external = executor
+        self._executor = None
+        self._pending = {}          # executor -> set of futures neither done nor timed out
+        self._retired = set()
+        self.channel = None
+
+    def _new_executor(self):
+        method = self.start_method
+        if method is None:
+            methods = multiprocessing.get_all_start_methods()
+            method = "forkserver" if "forkserver" in methods else "spawn"
+        context = multiprocessing.get_context(method)
+        executor = concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_pool_initializer)
+        self._pending[executor] = set()
+        return executor
+
+    async def start(self):
+        """Start the workers now (not at the first request) and open the stream channel."""
+        if self.external is None:
+            self.channel = _PoolStreamChannel()
+            await self.channel.start()
+            self._executor = self._new_executor()
+            warmups = [asyncio.wrap_future(self._executor.submit(_pool_warmup))
+                       for _ in range(self.workers)]
+            await asyncio.gather(*warmups)
+
+    def _current(self):
+        if self._executor is None:
+            self._executor = self._new_executor()
+        return self._executor
+
+    def _submit(self, func, *args):
+        if self.external is not None:
+            return None, self.external.submit(func, *args)
+        for _ in range(2):
+            executor = self._current()
+            try:
+                future = executor.submit(func, *args)
+            except concurrent.futures.process.BrokenProcessPool:
+                self._replace(executor)
+                continue
+            pending = self._pending[executor]
+            pending.add(future)
+            loop = asyncio.get_running_loop()   # done callbacks run in the executor's thread
+            future.add_done_callback(
+                lambda f, ex=executor: loop.call_soon_threadsafe(self._settle, ex, f))
+            return executor, future
+        raise concurrent.futures.process.BrokenProcessPool("the process pool keeps breaking")
+
+    def _settle(self, executor, future):
+        pending = self._pending.get(executor)
+        if pending is not None:
+            pending.discard(future)
+            if executor in self._retired and not pending:
+                self._kill(executor)
+
+    def _replace(self, executor):
+        if executor is self._executor:
+            self._executor = None
+        if executor not in self._retired:
+            self._retired.add(executor)
+            if not self._pending.get(executor):
+                self._kill(executor)
+
+    def _kill(self, executor):
+        self._retired.discard(executor)
+        self._pending.pop(executor, None)
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        for process in processes:
+            try:
+                process.kill()
+            except (OSError, AttributeError, ValueError):
+                pass
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    async def call(self, handler, request, path_params, timeout):
+        """Run ``handler`` in a worker; return a Response (streams come back chunk by chunk)."""
+        stream_id = stream_ready = None
+        if self.channel is not None:
+            stream_id, stream_ready = self.channel.register()
+        try:
+            executor, future = self._submit(
+                _pool_call, handler, request._snapshot(), path_params,
+                self.channel.address if self.channel else None, stream_id)
+            result = asyncio.wrap_future(future)
+            waiting = {result} if stream_ready is None else {result, stream_ready}
+            done, _ = await asyncio.wait(waiting, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                self._timed_out(executor, future)
+                raise _PoolTimeout()
+            if stream_ready is not None and stream_ready in done:
+                reader, writer, status, header_items = stream_ready.result()
+                result.add_done_callback(_log_pool_stream_error)
+                return StreamResponse(_read_pool_stream(reader, writer), status,
+                                      headers=header_items, content_type=None)
+            try:
+                outcome = result.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                if executor is not None:
+                    self._replace(executor)
+                raise
+            if outcome == _STREAMED:   # the stream ended before we noticed it start
+                reader, writer, status, header_items = await stream_ready
+                return StreamResponse(_read_pool_stream(reader, writer), status,
+                                      headers=header_items, content_type=None)
+            return outcome
+        finally:
+            if stream_id is not None:
+                self.channel.forget(stream_id)
+
+    def _timed_out(self, executor, future):
+        future.cancel()
+        if executor is None:
+            return
+        self._pending.get(executor, set()).discard(future)
+        self._replace(executor)
+
+    def check_handlers(self, routes):
+        """Refuse, at start-up, pool handlers that a worker could not import by name."""
+        for route in routes:
+            handler = route.handler
+            module = sys.modules.get(handler.__module__)
+            if module is None or getattr(module, handler.__qualname__, None) is not handler:
+                raise TypeError(
+                    f"pool route {route.path!r}: {handler.__module__}.{handler.__qualname__} "
+                    "does not name this handler, so worker processes cannot import it: define "
+                    "pool handlers as plain module-level functions (another decorator may have "
+                    "replaced it)")
+            try:
+                pickle.dumps(handler)
+            except Exception as error:
+                raise TypeError(f"pool route {route.path!r}: the handler cannot be pickled "
+                                f"for the worker processes: {error}") from None
+
+    async def close(self):
+        if self.channel is not None:
+            await self.channel.close()
+        for executor in list(self._pending):
+            self._kill(executor)
+        self._executor = None
+
+
+def _log_pool_stream_error(future):
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a pool stream ended with an error", exc_info=future.exception())
+
+
+# ---- HTTP/1.1 protocol ----------------------------------------------------------------------
+
+_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+_REQUEST_LINE_ANY_VERSION_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) [\x21-\x7e]+")
+_DIGITS_RE = re.compile(rb"[0-9]{1,18}")
+_HOST_RE = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?")
+_ABSOLUTE_TARGET_RE = re.compile(rb"[hH][tT][tT][pP][sS]?://([^/?#]*)([^#]*)")
+_QUOTED_STRING = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+_CHUNK_LINE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*")
+_MAX_CHUNK_LINE = 4096
+_FORBIDDEN_TRAILERS = frozenset({"content-length", "transfer-encoding", "host"})
+_CANONICAL_REQUEST_LINE = b"GET / HTTP/1.1\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _parse_header_lines_pure(lines):
+    """Header lines (bytes, no CRLF) → ``[(lower-case name, value)]``; ProtocolError if bad."""
+    pairs = []
+    token = _TOKEN_RE.fullmatch
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not token(name):
+            raise ProtocolError(400, "invalid header line")
+        pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
+    return pairs
+
+
+def _parse_header_lines_httptools(lines):
+    """The same as the pure parser, with llhttp splitting the lines.
+
+    llhttp only sees the header lines (behind a fixed request line); the token check is
+    repeated on its output so both paths accept and refuse exactly the same inputs.
+    """
+    pairs = []
+    token = _TOKEN_RE.fullmatch
+
+    class Collector:
+        @staticmethod
+        def on_header(name, value):
+            if not token(name):
+                raise ProtocolError(400, "invalid header line")
+            pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
+
+    parser = httptools.HttpRequestParser(Collector)
+    try:
+        parser.feed_data(_CANONICAL_REQUEST_LINE + b"\r\n".join(lines) + b"\r\n\r\n"
+                         if lines else _CANONICAL_REQUEST_LINE + b"\r\n")
+    except httptools.HttpParserUpgrade:
+        pass
+    except httptools.HttpParserError:
+        raise ProtocolError(400, "invalid header line") from None
+    if len(pairs) != len(lines):   # llhttp merged or skipped a line: refuse, as the pure path
+        raise ProtocolError(400, "invalid header line")
+    return pairs
+
+
+_parse_header_lines = (_parse_header_lines_httptools if httptools is not None
+                       else _parse_header_lines_pure)
+
+
+class _Head:
+    """What the framing layer needs from a parsed request head."""
+
+    __slots__ = ("method", "raw_target", "http_version", "header_pairs", "content_length",
+                 "chunked", "keep_alive", "expect_continue", "host")
+
+
+def parse_request_head(head, max_request_line, max_header_count, parse_lines=None):
+    """Parse and validate a request head (bytes before the blank line); raise ProtocolError.
+
+    Shared by the pure and the httptools paths: only the splitting of header lines differs.
+    """
+    if _HEAD_CTL_RE.search(head):
+        raise ProtocolError(400, "control character in the request head")
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        raise ProtocolError(400, "lines must end with CRLF")
+    lines = head.split(b"\r\n")
+    request_line = lines[0]
+    if len(request_line) > max_request_line:
+        raise ProtocolError(414)
+    match = _REQUEST_LINE_RE.fullmatch(request_line)
+    if match is None:
+        raise ProtocolError(400, "malformed request line")
+    method, target, major, minor = match.groups()
+    if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
+        raise ProtocolError(505)
+    if len(lines) - 1 > max_header_count:
+        raise ProtocolError(431, "too many header fields")
+    result = _Head()
+    result.method = method.decode("ascii")
+    result.raw_target = target
+    result.http_version = "1.1" if minor == b"1" else "1.0"
+    pairs = (parse_lines or _parse_header_lines)(lines[1:])
+    result.header_pairs = pairs
+    _check_framing(result, pairs)
+    return result
+
+
+def _check_framing(head, pairs):
+    """Content-Length / Transfer-Encoding / Host / Connection / Expect rules (SPEC §12)."""
+    content_lengths, codings, hosts = [], [], []
+    connection = expect = ""
+    for name, value in pairs:
+        if name == "content-length":
+            content_lengths.append(value)
+        elif name == "transfer-encoding":
+            codings.append(value)
+        elif name == "host":
+            hosts.append(value)
+        elif name == "connection":
+            connection += "," + value.lower()
+        elif name == "expect":
+            expect = value.lower()
+    head.content_length = None
+    head.chunked = False
+    if codings:
+        if head.http_version == "1.0":
+            raise ProtocolError(400, "Transfer-Encoding is not allowed in HTTP/1.0")
+        if content_lengths:
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
+        items = [item.strip(" \t").lower() for value in codings for item in value.split(",")]
+        if items == ["chunked"]:
+            head.chunked = True
+        elif all(_STR_TOKEN_RE.fullmatch(item) for item in items):
+            raise ProtocolError(501, "only the chunked transfer coding is supported")
+        else:
+            raise ProtocolError(400, "malformed Transfer-Encoding")
+    elif content_lengths:
+        if len(content_lengths) > 1:
+            raise ProtocolError(400, "several Content-Length fields")
+        if not _DIGITS_RE.fullmatch(content_lengths[0].encode("latin-1")):
+            raise ProtocolError(400, "invalid Content-Length")
+        head.content_length = int(content_lengths[0])
+    if len(hosts) > 1:
+        raise ProtocolError(400, "several Host fields")
+    if not hosts and head.http_version == "1.1":
+        raise ProtocolError(400, "missing Host header")
+    head.host = hosts[0] if hosts else ""
+    if not _HOST_RE.fullmatch(head.host):
+        raise ProtocolError(400, "invalid Host header")
+    tokens = {token.strip(" \t") for token in connection.split(",")}
+    if head.http_version == "1.1":
+        head.keep_alive = "close" not in tokens
+    else:
+        head.keep_alive = "keep-alive" in tokens and "close" not in tokens
+    if expect and expect != "100-continue":
+        raise ProtocolError(417)
+    head.expect_continue = bool(expect)
+
+
+def split_target(method, raw_target):
+    """``(raw_path, path, query_string, host_from_target)`` of a request target."""
+    host = None
+    if raw_target.startswith(b"/"):
+        raw_path, _, query = raw_target.partition(b"?")
+    elif raw_target == b"*" and method == "OPTIONS":
+        return "*", "*", "", None
+    else:
+        absolute = _ABSOLUTE_TARGET_RE.fullmatch(raw_target)
+        if absolute is None:
+            raise ProtocolError(400, "invalid request target")
+        host = absolute.group(1).decode("ascii")
+        if not _HOST_RE.fullmatch(host):
+            raise ProtocolError(400, "invalid request target")
+        raw_path, _, query = (absolute.group(2) or b"/").partition(b"?")
+        if not raw_path.startswith(b"/"):
+            raw_path = b"/" + raw_path
+    if b"#" in raw_path or b"#" in query:
+        raise ProtocolError(400, "fragment in the request target")
+    raw_path_text = raw_path.decode("ascii")
+    if b"%" in raw_path:
+        try:
+            path = unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(400, "the path is not valid UTF-8") from None
+        if _CTL_STR_RE.search(path):
+            raise ProtocolError(400, "control character in the path")
+    else:
+        path = raw_path_text
+    return raw_path_text, path, query.decode("ascii"), host
+
+
+_HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
+
+
+class _Pending:
+    """A parsed request waiting for its turn: the request plus what the protocol knows."""
+
+    __slots__ = ("request", "keep_alive", "error", "body_parts")
+
+    def __init__(self, request, keep_alive):
+        self.request = request
+        self.keep_alive = keep_alive
+        self.error = None           # a ProtocolError / HTTPError found before dispatch
+        self.body_parts = []
+
+
+class HTTPProtocol(asyncio.Protocol):
+    """One client connection: parses requests, dispatches them in order, writes responses."""
+
+    def __init__(self, server):
+        self.server = server
+        self.app = server.app
+        self.loop = server.loop
+        self.transport = None
+        self.remote_addr = ""
+        self._buffer = bytearray()
+        self._state = _HEAD
+        self._current = None        # the _Pending whose body is being read
+        self._body_size = 0
+        self._remaining = 0         # bytes left in a Content-Length body or a chunk
+        self._trailer_bytes = 0
+        self._trailer_count = 0
+        self._queue = deque()       # _Pending requests whose bodies are complete
+        self._busy = False
+        self._closed = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiter = None
+        self._task = None
+        self._streaming = False
+        self.deadline = None
+        self.deadline_kind = None
+
+    # -- asyncio.Protocol --
+
+    def connection_made(self, transport):
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote_addr = peer[0] if isinstance(peer, tuple) else (peer or "")
+        self.server.connections.add(self)
+        self._set_deadline("header")
+
+    def connection_lost(self, exc):
+        self._closed = True
+        self.server.connections.discard(self)
+        if self._current is not None and self._current.request._stream is not None:
+            self._current.request._stream.finish(ConnectionError("client disconnected"))
+        if self._streaming and self._task is not None and not self._task.done():
+            self._task.cancel()   # stops the body's generator at its next yield
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionError("client disconnected"))
+
+    def data_received(self, data):
+        if self._state == _DEAD or self._closed:
+            return
+        self._buffer += data
+        if self.deadline_kind == "idle":
+            self._set_deadline("header")
+        try:
+            self._parse()
+        except ProtocolError as error:
+            self._refuse(error)
+            return
+        self._dispatch_next()
+
+    def eof_received(self):
+        # A half-closed client still gets the responses it asked for; then we close.
+        if self._current is not None:
+            self._refuse(ProtocolError(400, "the body ended early"))
+            return False
+        if not self._busy and not self._queue:
+            self._close()
+            return False
+        self._state = _DEAD
+        return True
+
+    def pause_writing(self):
+        self._writing_paused = True
+
+    def resume_writing(self):
+        self._writing_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._dispatch_next()
+
+    async def _drain(self):
+        if self._writing_paused and not self._closed:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
+
+    # -- deadlines (checked by the server's sweep; see _Server.sweep) --
+
+    def is_idle(self):
+        """True between requests: nothing buffered, queued, or being answered."""
+        return not (self._busy or self._queue or self._buffer or self._current)
+
+    def _set_deadline(self, kind):
+        timeout = {"header": self.app.header_timeout, "body": self.app.body_timeout,
+                   "idle": self.app.keepalive_timeout}[kind]
+        self.deadline = self.loop.time() + timeout
+        self.deadline_kind = kind
+
+    def deadline_passed(self):
+        kind, self.deadline = self.deadline_kind, None
+        if kind == "idle" or (kind == "header" and not self._buffer):
+            self._close()
+        else:
+            self._refuse(ProtocolError(408, "the request took too long to arrive"))
+
+    # -- parsing --
+
+    def _parse(self):
+        buffer = self._buffer
+        position = 0
+        app = self.app
+        try:
+            while True:
+                state = self._state
+                if state == _HEAD:
+                    if len(self._queue) >= app.max_pipelined:
+                        self._pause_reading()
+                        break
+                    end = buffer.find(b"\r\n\r\n", position)
+                    if end < 0:
+                        self._check_partial_head(buffer, position)
+                        break
+                    self._start_request(bytes(buffer[position:end]))
+                    position = end + 4
+                elif state == _BODY_LENGTH:
+                    take = min(self._remaining, len(buffer) - position)
+                    if take:
+                        self._body_chunk(buffer[position:position + take])
+                        position += take
+                        self._remaining -= take
+                    if self._remaining:
+                        break
+                    self._finish_body()
+                elif state == _CHUNK_SIZE:
+                    end = buffer.find(b"\r\n", position)
+                    if end < 0:
+                        if len(buffer) - position > _MAX_CHUNK_LINE:
+                            raise ProtocolError(400, "chunk size line too long")
+                        if b"\n" in buffer[position:]:
+                            raise ProtocolError(400, "bare LF in chunk size line")
+                        break
+                    match = _CHUNK_LINE_RE.fullmatch(buffer, position, end)
+                    if match is None:
+                        raise ProtocolError(400, "malformed chunk size line")
+                    size = int(match.group(1), 16)
+                    position = end + 2
+                    if size == 0:
+                        self._state = _TRAILERS
+                    else:
+                        if self._body_size + size > app.max_body_size:
+                            raise ProtocolError(413)
+                        self._remaining = size
+                        self._state = _CHUNK_DATA
+                elif state == _CHUNK_DATA:
+                    available = len(buffer) - position
+                    if self._remaining:
+                        take = min(self._remaining, available)
+                        self._body_chunk(buffer[position:position + take])
+                        position += take
+                        self._remaining -= take
+                        available -= take
+                        if self._remaining:
+                            break
+                    if available < 2:
+                        if available == 1 and buffer[position] != 13:
+                            raise ProtocolError(400, "chunk data not followed by CRLF")
+                        break
+                    if buffer[position] != 13 or buffer[position + 1] != 10:
+                        raise ProtocolError(400, "chunk data not followed by CRLF")
+                    position += 2
+                    self._state = _CHUNK_SIZE
+                elif state == _TRAILERS:
+                    end = buffer.find(b"\r\n", position)
+                    if end < 0:
+                        if len(buffer) - position + self._trailer_bytes > app.max_header_bytes:
+                            raise ProtocolError(431, "trailer section too large")
+                        if b"\n" in buffer[position:]:
+                            raise ProtocolError(400, "bare LF in trailers")
+                        break
+                    line = bytes(buffer[position:end])
+                    position = end + 2
+                    if not line:
+                        self._finish_body()
+                        continue
+                    self._check_trailer(line)
+                else:
+                    break
+        finally:
+            if position:
+                del buffer[:position]
+
+    def _check_partial_head(self, buffer, position):
+        pending = len(buffer) - position
+        if not pending:
+            return
+        first_line_end = buffer.find(b"\r\n", position)
+        if first_line_end < 0 and pending > self.app.max_request_line:
+            raise ProtocolError(414)
+        if pending > self.app.max_request_line + self.app.max_header_bytes + 4:
+            raise ProtocolError(431, "header section too large")
+        lf = buffer.count(b"\n", position)
+        if lf and lf != buffer.count(b"\r\n", position):
+            raise ProtocolError(400, "lines must end with CRLF")
+
+    def _start_request(self, head_bytes):
+        app = self.app
+        request_line_end = head_bytes.find(b"\r\n")
+        header_section = len(head_bytes) - request_line_end if request_line_end >= 0 else 0
+        if header_section > app.max_header_bytes:
+            raise ProtocolError(431, "header section too large")
+        head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
+                                  self.server.parse_header_lines)
+        raw_path, path, query, target_host = split_target(head.method, head.raw_target)
+        request = Request(head.method, raw_path, path, query, head.http_version,
+                          head.header_pairs, b"", self.remote_addr, self.server.scheme,
+                          target_host, app)
+        pending = _Pending(request, head.keep_alive and not self.server.shutting_down)
+        has_body = head.chunked or bool(head.content_length)
+        route, params, allowed = app._find_route(request.method, path)
+        request.route = route
+        request.path_params = params
+        if route is None:
+            pending.error = (app._routing_error(request, allowed), has_body)
+        elif head.content_length is not None and head.content_length > app.max_body_size:
+            pending.error = (HTTPError(413, f"the body is larger than max_body_size "
+                                            f"({app.max_body_size} bytes)"), True)
+        if pending.error is not None:
+            if pending.error[1]:          # a body we will not read: answer, then close
+                pending.keep_alive = False
+                self._state = _DEAD
+            self._queue.append(pending)
+            self.deadline = None
+            return
+        if not has_body:
+            self._queue.append(pending)
+            self.deadline = None
+            return
+        if head.expect_continue and not self._busy and not self._queue:
+            self.transport.write(_CONTINUE)
+        self._current = pending
+        self._body_size = 0
+        if route.stream_body:
+            request._stream = _BodyStream(self._stream_drained)
+            self._queue.append(pending)
+        if head.chunked:
+            self._state = _CHUNK_SIZE
+            self._trailer_bytes = self._trailer_count = 0
+        else:
+            self._state = _BODY_LENGTH
+            self._remaining = head.content_length
+        self._set_deadline("body")
+
+    def _body_chunk(self, data):
+        self._body_size += len(data)
+        stream = self._current.request._stream
+        if stream is not None:
+            stream.feed(data)
+            if stream.buffered > self.app.stream_buffer_size:
+                self._pause_reading()
+        else:
+            self._current.body_parts.append(bytes(data))
+
+    def _stream_drained(self, buffered):
+        if buffered <= self.app.stream_buffer_size // 2:
+            self._resume_reading()
+
+    def _finish_body(self):
+        pending, self._current = self._current, None
+        request = pending.request
+        if request._stream is not None:
+            request._stream.finish()
+        else:
+            parts = pending.body_parts
+            request._body = parts[0] if len(parts) == 1 else b"".join(parts)
+            pending.body_parts = None
+            self._queue.append(pending)
+        self._state = _HEAD
+        self.deadline = None
+
+    def _check_trailer(self, line):
+        app = self.app
+        self._trailer_bytes += len(line) + 2
+        self._trailer_count += 1
+        if self._trailer_bytes > app.max_header_bytes or self._trailer_count > app.max_header_count:
+            raise ProtocolError(431, "trailer section too large")
+        if _HEAD_CTL_RE.search(line) or b"\r" in line or b"\n" in line:
+            raise ProtocolError(400, "control character in a trailer")
+        [(name, _)] = _parse_header_lines_pure([line])
+        if name in _FORBIDDEN_TRAILERS:
+            raise ProtocolError(400, f"{name} is not allowed in trailers")
+
+    def _refuse(self, error):
+        """Answer a protocol error, then close; nothing after it on this connection runs."""
+        self._state = _DEAD
+        self._buffer.clear()
+        if self._current is not None and self._current.request._stream is not None:
+            self._current.request._stream.finish(ConnectionError("malformed request body"))
+        self._current = None
+        self._queue.clear()
+        if self._busy:
+            # a response is being produced: close once it is written
+            self._queue.append(error)
+            return
+        self._write_error_and_close(error)
+
+    def _write_error_and_close(self, error):
+        response = error_response(error.status, error.message or None)
+        response.headers["Connection"] = "close"
+        head, body, _ = self._render_head(response, None, "1.1", False)
+        if not self._closed:
+            self.transport.write(head + body)
+        self._close()
+
+    def _pause_reading(self):
+        if not self._reading_paused and not self._closed:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self):
+        if self._reading_paused and not self._closed:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _close(self):
+        self._state = _DEAD
+        self.deadline = None
+        if not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    # -- dispatching, in order --
+
+    def _dispatch_next(self):
+        while not self._closed and not self._busy and not self._writing_paused:
+            if not self._queue:
+                if not (self._buffer and self._state == _HEAD):
+                    break
+                try:
+                    self._parse()   # requests held back while we were busy or full
+                except ProtocolError as error:
+                    self._refuse(error)
+                    return
+                if not self._queue:
+                    break
+            pending = self._queue.popleft()
+            if isinstance(pending, ProtocolError):
+                self._write_error_and_close(pending)
+                return
+            response, error = self.app._respond_now(pending)
+            if response is not None and _is_simple(response):
+                self._write_response(pending, response)   # fast path: no task, no await
+                continue
+            self._busy = True
+            self._task = self.loop.create_task(self._respond_later(pending, response, error))
+            return
+        if self._busy or self._closed:
+            return
+        if self._state == _DEAD and not self._queue:
+            self._close()
+        elif self._state == _HEAD and not self._queue:
+            if self._reading_paused:
+                self._resume_reading()
+            if self.deadline is None:
+                self._set_deadline("header" if self._buffer else "idle")
+
+    async def _respond_later(self, pending, response, error):
+        try:
+            if response is None:
+                response = await self.app._respond(pending, error)
+            await self._write_response_async(pending, response)
+        except asyncio.CancelledError:
+            self._close()
+            return
+        except Exception:  # a bug in writing: never leave the connection hanging
+            log.exception("error while writing a response")
+            self._close()
+            return
+        finally:
+            self._task = None
+            self._busy = False
+            self._streaming = False
+        if not self._closed:
+            self._dispatch_next()
+
+    # -- writing --
+
+    def _render_head(self, response, request, version, keep_alive):
+        """Serialise the status line and headers; return ``(head bytes, body bytes or None)``.
+
+        ``body`` is None when the body must be streamed (iterable or file).
+        """
+        status = response.status
+        body = response.body
+        lines = [_STATUS_LINES.get(("1.1", status))
+                 or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
+        headers = response._headers
+        no_body = status in (204, 304) or status < 200
+        content_type = None
+        if headers:
+            for name, value in headers.items():
+                lower = name.lower()
+                if lower in ("content-length", "transfer-encoding", "connection", "date"):
+                    if lower == "connection" and value.lower() == "close":
+                        keep_alive = False
+                    continue
+                if lower == "content-type":
+                    content_type = value
+                lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+            if content_type is None and body:
+                lines.append(b"Content-Type: text/html; charset=utf-8\r\n")
+        if no_body:
+            body = b""
+        elif body is None and not isinstance(response, FileResponse):
+            body = b""
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            if content_type is None and body and not isinstance(response.body, str):
+                lines.append(b"Content-Type: application/octet-stream\r\n")
+            if not no_body or status == 304:
+                lines.append(b"Content-Length: %d\r\n" % len(body))
+        else:
+            body = None
+            size = getattr(response, "_size", None)
+            if size is not None:
+                lines.append(b"Content-Length: %d\r\n" % size)
+            elif version == "1.1":
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                keep_alive = False
+        lines.append(_date_cache.get())
+        if not keep_alive:
+            lines.append(b"Connection: close\r\n")
+        elif version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines), body, keep_alive
+
+    def _write_response(self, pending, response):
+        request = pending.request
+        head, body, keep_alive = self._render_head(
+            response, request, request.http_version, pending.keep_alive)
+        self._send(request, response.status, head, body, keep_alive)
+
+    def _send(self, request, status, head, body, keep_alive):
+        if not self._closed:
+            if request.method == "HEAD" or not body:
+                self.transport.write(head)
+            else:
+                self.transport.write(head + body)
+        if self.server.access_log:
+            self.server.log_access(request, status, len(body or b""))
+        if not keep_alive:
+            self._close()
+
+    async def _write_response_async(self, pending, response):
+        request = pending.request
+        if isinstance(response, FileResponse):
+            await self._prepare_file(response)
+        head, body, keep_alive = self._render_head(
+            response, request, request.http_version, pending.keep_alive)
+        if body is not None or request.method == "HEAD":
+            await _close_iterator(response.body if body is None else None)
+            self._send(request, response.status, head, body, keep_alive)
+            return
+        self.transport.write(head)
+        self._streaming = True
+        sent = await self._write_stream(response, request,
+                                        chunked=request.http_version == "1.1"
+                                        and getattr(response, "_size", None) is None)
+        if self.server.access_log:
+            self.server.log_access(request, response.status, sent)
+        if not keep_alive:
+            self._close()
+
+    async def _prepare_file(self, response):
+        try:
+            file = response._open()
+            response._size = os.fstat(file.fileno()).st_size
+            response.body = file
+        except OSError:
+            response.status, response.body = 404, b"404 Not Found\n"
+            response.headers["Content-Type"] = "text/plain; charset=utf-8"
+
+    async def _write_stream(self, response, request, chunked):
+        """Send an iterable / async iterable / file body as it is produced."""
+        body = response.body
+        in_thread = request.route is not None and request.route.route_type is RouteType.thread
+        sent = 0
+        iterator = None
+        try:
+            if _is_binary_file(body):
+                iterator = _iter_file(body)
+                in_thread = True
+            elif hasattr(body, "__aiter__"):
+                iterator = body.__aiter__()
+            else:
+                iterator = iter(body)
+            while not self._closed:
+                if hasattr(iterator, "__anext__"):
+                    try:
+                        chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        break
+                elif in_thread:
+                    chunk = await self.loop.run_in_executor(
+                        self.server.thread_pool(), next, iterator, _EXHAUSTED)
+                    if chunk is _EXHAUSTED:
+                        break
+                else:
+                    chunk = next(iterator, _EXHAUSTED)
+                    if chunk is _EXHAUSTED:
+                        break
+                if isinstance(chunk, str):
+                    chunk = chunk.encode("utf-8")
+                if not chunk:
+                    continue
+                sent += len(chunk)
+                if self._closed:
+                    break
+                if chunked:
+                    self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                else:
+                    self.transport.write(chunk)
+                await self._drain()
+            else:
+                return sent
+            if chunked and not self._closed:
+                self.transport.write(b"0\r\n\r\n")
+            return sent
+        except (ConnectionError, asyncio.CancelledError):
+            self._close()
+            return sent
+        except Exception:
+            # the response has started: all we can do is log and cut the connection
+            log.exception("error while streaming a response body")
+            self._close()
+            return sent
+        finally:
+            await _close_iterator(iterator)
+            _close_body(body)
+
+
+_EXHAUSTED = object()
+
+
+def _is_simple(response):
+    """True when the body is already in memory (the synchronous fast path can send it)."""
+    body = response.body
+    return (body is None or type(body) is bytes or type(body) is str) and not isinstance(
+        response, FileResponse)
+
+
+def _close_body(body):
+    close = getattr(body, "close", None)
+    if close is not None and not isinstance(body, (bytes, str)):
+        try:
+            close()
+        except Exception:
+            log.exception("error while closing a response body")
+
+
+async def _close_iterator(iterator):
+    if iterator is None:
+        return
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.exception("error while closing an async generator")
+        return
+    _close_body(iterator)
+
+
+# ---- Application ----------------------------------------------------------------------------
+
+_SETTINGS = {
+    "max_request_line": 8190,
+    "max_header_bytes": 16384,
+    "max_header_count": 100,
+    "max_body_size": 16 * 1024 * 1024,
+    "max_query_params": 1000,
+    "max_pipelined": 32,
+    "stream_buffer_size": 256 * 1024,
+    "header_timeout": 10.0,
+    "body_timeout": 30.0,
+    "keepalive_timeout": 5.0,
+    "handler_timeout": 30.0,
+    "shutdown_timeout": 10.0,
+}
+
+
+async def _maybe_await(value):
+    return await value if inspect.isawaitable(value) else value
+
+
+class _Server:
+    """What one running server (or TestClient) shares between its connections."""
+
+    def __init__(self, app, loop, access_log=False, scheme="http"):
+        self.app = app
+        self.loop = loop
+        self.access_log = access_log
+        self.scheme = scheme
+        self.connections = set()
+        self.shutting_down = False
+        self.parse_header_lines = _parse_header_lines
+        self.pool = None
+        self._thread_pool = None
+        self._sweep_handle = None
+        self._sweep_interval = max(0.02, min(1.0, min(
+            app.header_timeout, app.body_timeout, app.keepalive_timeout) / 5))
+
+    def thread_pool(self):
+        if self._thread_pool is None:
+            self._thread_pool = concurrent.futures.ThreadPoolExecutor(
+                thread_name_prefix="pixie-web-thread")
+        return self._thread_pool
+
+    async def start(self, workers=None, start_method=None, executor=None):
+        """Start the pool (only if there are pool routes), run startup hooks, start timers."""
+        app = self.app
+        pool_routes = [route for route in app.routes() if route.route_type is RouteType.pool]
+        if pool_routes:
+            if executor is not None:
+                self.pool = _ProcessPool(None, executor=executor)
+            elif workers == 0:
+                log.warning("workers=0: pool routes run in the thread pool instead")
+            elif multiprocessing.current_process().daemon:
+                log.warning("this process cannot start worker processes (it is daemonic): "
+                            "pool routes run in the thread pool; pass executor= for a pool")
+            else:
+                pool = _ProcessPool(workers or os.cpu_count() or 1, start_method)
+                pool.check_handlers(pool_routes)
+                await pool.start()
+                self.pool = pool
+        for each_app in app._apps():
+            for hook in each_app._startup:
+                await _maybe_await(hook(each_app))
+        self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+
+    def _sweep(self):
+        """Close connections whose header, body or keep-alive deadline has passed."""
+        now = self.loop.time()
+        for connection in list(self.connections):
+            deadline = connection.deadline
+            if deadline is not None and deadline <= now:
+                connection.deadline_passed()
+        self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+
+    def log_access(self, request, status, size):
+        """One Common Log Format line plus the duration (inputs are validated ASCII)."""
+        query = "?" + request.query_string if request.query_string else ""
+        line = (f'{request.remote_addr or "-"} - - [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] '
+                f'"{request.method} {request.raw_path}{query} HTTP/{request.http_version}" '
+                f'{status} {size} {(time.monotonic() - request.started) * 1000:.1f}ms')
+        access_log.info(line.encode("ascii", "backslashreplace").decode("ascii"))
+
+    async def stop(self):
+        """Finish in-flight requests (up to shutdown_timeout), run shutdown hooks, stop pools."""
+        self.shutting_down = True
+        deadline = self.loop.time() + self.app.shutdown_timeout
+        while self.connections and self.loop.time() < deadline:
+            for connection in list(self.connections):
+                if connection.is_idle():
+                    connection._close()
+            if self.connections:
+                await asyncio.sleep(0.02)
+        for connection in list(self.connections):
+            connection._close()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+        for each_app in self.app._apps():
+            for hook in each_app._shutdown:
+                try:
+                    await _maybe_await(hook(each_app))
+                except Exception:
+                    log.exception("error in a shutdown hook")
+        if self.pool is not None:
+            await self.pool.close()
+        if self._thread_pool is not None:
+            self._thread_pool.shutdown(wait=False, cancel_futures=True)
+
+
+class App(Router):
+    """The application: routes, hooks, error handlers, settings, and ``run()``.
+
+    Settings (limits and timeouts) are keyword arguments; ``run()`` accepts the same
+    names to override them. See the README for every default.
+    """
+
+    def __init__(self, prefix="", debug=False, redirect_slashes=False, executor=None,
+                 **settings):
+        super().__init__(prefix)
+        self.debug = debug
+        self.redirect_slashes = redirect_slashes
+        self.executor = executor
+        for name, default in _SETTINGS.items():
+            setattr(self, name, default)
+        self.configure_limits(**settings)
+        self._error_handlers = {}
+        self._before = []
+        self._after = []
+        self._middleware = []
+        self._startup = []
+        self._shutdown = []
+        self._children = []
+        self._components = []
+        self._chain = None
+        self.config = {}
+
+    def configure_limits(self, **settings):
+        """Change limits and timeouts (the names of the README's table)."""
+        for name, value in settings.items():
+            if name not in _SETTINGS:
+                raise TypeError(f"unknown setting {name!r}; known settings: "
+                                f"{', '.join(sorted(_SETTINGS))}")
+            setattr(self, name, value)
+
+    # -- hooks and components --
+
+    def error(self, code_or_exception):
+        """Decorator: ``@app.error(404)`` or ``@app.error(KeyError)`` handles that error;
+        the handler is called as ``handler(request, error)``."""
+        def decorator(handler):
+            self._error_handlers[code_or_exception] = handler
+            return handler
+        return decorator
+
+    def before_request(self, func):
+        """Run ``func(request)`` before each handler; a non-None result is the response."""
+        self._before.append(func)
+        self._chain = None
+        return func
+
+    def after_request(self, func):
+        """Run ``func(request, response)`` on every response; a non-None result replaces it."""
+        self._after.append(func)
+        self._chain = None
+        return func
+
+    def middleware(self, func):
+        """Register ``async def mw(request, call_next)``; the first registered runs outermost."""
+        self._middleware.append(func)
+        self._chain = None
+        return func
+
+    def on_startup(self, func):
+        """Run ``func(app)`` (sync or async) when the server starts."""
+        self._startup.append(func)
+        return func
+
+    def on_shutdown(self, func):
+        """Run ``func(app)`` (sync or async) when the server stops."""
+        self._shutdown.append(func)
+        return func
+
+    def install(self, component):
+        """Install a component: any object with some of ``name``, ``setup(app)``,
+        ``startup(app)``, ``shutdown(app)`` and ``middleware(request, call_next)``."""
+        name = getattr(component, "name", None)
+        if name and name in self.config:
+            for key, value in self.config[name].items():
+                setattr(component, key, value)
+        if hasattr(component, "setup"):
+            component.setup(self)
+        if hasattr(component, "startup"):
+            self.on_startup(component.startup)
+        if hasattr(component, "shutdown"):
+            self.on_shutdown(component.shutdown)
+        if hasattr(component, "middleware"):
+            self.middleware(component.middleware)
+        self._components.append(component)
+        return component
+
+    def configure(self, options):
+        """``app.configure({component_name: {attribute: value}})`` overrides component settings."""
+        for name, values in options.items():
+            self.config.setdefault(name, {}).update(values)
+            for component in self._components:
+                if getattr(component, "name", None) == name:
+                    for key, value in values.items():
+                        setattr(component, key, value)
+
+    def mount(self, prefix, other):
+        """Serve every route of ``other`` (an App or Router) under ``prefix``."""
+        super().mount(prefix, other)
+        if isinstance(other, App):
+            self._children.append(other)
+        return other
+
+    def _apps(self):
+        """This app and every app mounted in it (for lifecycle hooks)."""
+        apps, todo = [], [self]
+        while todo:
+            app = todo.pop(0)
+            if app not in apps:
+                apps.append(app)
+                todo.extend(app._children)
+        return apps
+
+    # -- routing decisions made when a request head arrives --
+
+    def _find_route(self, method, path):
+        return self.find(method, path)
+
+    def _routing_error(self, request, allowed):
+        """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
+        if allowed is not None:
+            if request.method == "OPTIONS":
+                outcome = Response(None, 204, headers={"Allow": ", ".join(allowed)})
+            else:
+                outcome = HTTPError(405, None, {"Allow": ", ".join(allowed)})
+        else:
+            outcome = HTTPError(404)
+            if self.redirect_slashes and request.path not in ("/", "*"):
+                other = (request.path[:-1] if request.path.endswith("/")
+                         else request.path + "/")
+                route, _, _ = self.find(request.method, other)
+                if route is not None:
+                    location = "/" + quote(other, safe="/:@!$&'()*+,;=-._~").lstrip("/")
+                    if request.query_string:
+                        location += "?" + request.query_string
+                    outcome = HTTPError(308, None, {"Location": location})
+        request._routing_outcome = outcome
+        return outcome
+
+    # -- answering a request --
+
+    def _hooks(self, route, kind):
+        hooks = getattr(self, kind)
+        owner = route.owner if route is not None else None
+        if isinstance(owner, App) and owner is not self and getattr(owner, kind):
+            hooks = hooks + getattr(owner, kind) if kind == "_before" else (
+                getattr(owner, kind) + hooks)
+        return hooks
+
+    def _respond_now(self, pending):
+        """The synchronous fast path: a sync route with no hooks or middleware.
+
+        Returns ``(response, None)``, or ``(None, error)`` / ``(None, None)`` when the
+        asynchronous path must take over.
+        """
+        request = pending.request
+        route = request.route
+        if (route is None or route.route_type is not RouteType.sync or self._middleware
+                or self._before or self._after or (route.owner is not self and
+                                                   isinstance(route.owner, App))):
+            return None, None
+        if self.access_log_enabled:
+            request.started = time.monotonic()
+        try:
+            result = route.handler(request, **request.path_params)
+            if type(result) is str:   # the most common case, without to_response's checks
+                return Response(result.encode(), 200,
+                                content_type="text/html; charset=utf-8"), None
+            return to_response(result), None
+        except Exception as error:
+            return None, error
+
+    access_log_enabled = False
+
+    async def _respond(self, pending, error=None):
+        """Produce the Response for a request: middleware, hooks, handler, error handlers."""
+        request = pending.request
+        if not request.started:
+            request.started = time.monotonic()
+        try:
+            if error is not None:
+                raise error
+            if self._chain is None:
+                self._chain = self._build_chain()
+            response = await self._chain(request)
+        except Exception as exc:
+            response = await self._error_response(request, exc)
+        for hook in self._hooks(request.route, "_after"):
+            try:
+                replaced = await _maybe_await(hook(request, response))
+                if replaced is not None:
+                    response = to_response(replaced)
+            except Exception as exc:
+                response = await self._error_response(request, exc)
+        return response
+
+    def _build_chain(self):
+        chain = self._endpoint
+        for middleware in reversed(self._middleware):
+            chain = functools.partial(_run_middleware, middleware, chain)
+        return chain
+
+    async def _endpoint(self, request):
+        """The innermost step: before_request hooks, then the handler; HTTPErrors become
+        responses here so middleware sees them."""
+        try:
+            for hook in self._hooks(request.route, "_before"):
+                result = await _maybe_await(hook(request))
+                if result is not None:
+                    return to_response(result)
+            if request.route is None:
+                outcome = request._routing_outcome
+                if isinstance(outcome, Response):
+                    return outcome
+                raise outcome
+            return to_response(await self._call_handler(request))
+        except HTTPError as error:
+            return await self._error_response(request, error)
+
+    async def _call_handler(self, request):
+        """Run the handler the way its route type says."""
+        route = request.route
+        handler, params = route.handler, request.path_params
+        timeout = route.timeout if route.timeout is not None else self.handler_timeout
+        kind = route.route_type
+        if kind is RouteType.sync:
+            return handler(request, **params)
+        if kind is RouteType.asnc:
+            result = handler(request, **params)
+            if not inspect.isawaitable(result):
+                return result          # an async generator: streamed
+            try:
+                return await asyncio.wait_for(result, timeout)
+            except TimeoutError:
+                raise HTTPError(503, "the handler took too long") from None
+        server = self._server_for(request)
+        if kind is RouteType.pool and server.pool is not None:
+            try:
+                return await server.pool.call(handler, request, params, timeout)
+            except _PoolTimeout:
+                raise HTTPError(503, "the handler took too long") from None
+            except concurrent.futures.process.BrokenProcessPool:
+                raise HTTPError(503, "a worker process stopped; please retry") from None
+        call = functools.partial(handler, request, **params)
+        try:
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(server.thread_pool(), call), timeout)
+        except TimeoutError:
+            raise HTTPError(503, "the handler took too long") from None
+
+    def _server_for(self, request):
+        return self._running
+
+    _running = None
+
+    def _error_handler_for(self, request, error):
+        route = request.route
+        apps = [self]
+        if route is not None and isinstance(route.owner, App) and route.owner is not self:
+            apps.insert(0, route.owner)
+        for app in apps:
+            handlers = app._error_handlers
+            if not handlers:
+                continue
+            if isinstance(error, HTTPError) and error.status in handlers:
+                return handlers[error.status]
+            for cls in type(error).__mro__:
+                if cls in handlers:
+                    return handlers[cls]
+        return None
+
+    async def _error_response(self, request, error):
+        """The response for an exception: a registered error handler, else the default page."""
+        handler = self._error_handler_for(request, error)
+        status = error.status if isinstance(error, HTTPError) else 500
+        if handler is not None:
+            try:
+                result = await _maybe_await(handler(request, error))
+                response = to_response(result)
+                if not isinstance(result, (Response, tuple)):
+                    response.status = status
+                if isinstance(error, HTTPError) and error.headers:
+                    for name, value in error.headers.items():
+                        if name not in response.headers:
+                            response.headers[name] = value
+                return response
+            except Exception:
+                log.exception("error in the error handler for %r", error)
+                return self._internal_error(request, sys.exc_info()[1])
+        if isinstance(error, HTTPError):
+            return http_error_response(error)
+        return self._internal_error(request, error)
+
+    def _internal_error(self, request, error):
+        log.error("unhandled exception in %s %s", request.method, request.path, exc_info=error)
+        debug_text = "".join(traceback.format_exception(error)) if self.debug else None
+        return error_response(500, debug_text=debug_text)
+
+    # -- running --
+
+    def run(self, host="127.0.0.1", port=8000, workers=None, debug=None, access_log=True,
+            executor=None, start_method=None, certfile=None, keyfile=None, ssl=None,
+            **settings):
+        """Serve the app until SIGINT/SIGTERM, then shut down gracefully."""
+        if _called_from_pool_import():
+            return
+        self.configure_limits(**settings)
+        if debug is not None:
+            self.debug = debug
+        if not logging.getLogger().handlers and not log.handlers:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(
+                host, port, workers, access_log, executor or self.executor, start_method,
+                _ssl_context(ssl, certfile, keyfile)))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    async def _serve(self, host, port, workers, access_log, executor, start_method,
+                     ssl_context):
+        loop = asyncio.get_running_loop()
+        server = _Server(self, loop, access_log, "https" if ssl_context else "http")
+        self._running = server
+        self.access_log_enabled = bool(access_log)
+        await server.start(workers, start_method, executor)
+        listener = await loop.create_server(lambda: HTTPProtocol(server), host, port,
+                                            ssl=ssl_context, backlog=1024, reuse_address=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        scheme = "https" if ssl_context else "http"
+        log.info("pixie_web %s serving on %s://%s:%d (accelerators: %s; pool: %s)",
+                 __version__, scheme, host, port, ", ".join(ACCELERATORS) or "none",
+                 f"{server.pool.workers} workers" if server.pool and server.pool.workers
+                 else "external executor" if server.pool else "off")
+        try:
+            await stop.wait()
+        finally:
+            log.info("pixie_web: shutting down")
+            listener.close()        # refuse new connections at once
+            await server.stop()
+            self._running = None
+
+
+async def _run_middleware(middleware, call_next, request):
+    async def next_step(request):
+        return await call_next(request)
+    return to_response(await middleware(request, next_step))
+
+
+def _ssl_context(ssl_context, certfile, keyfile):
+    if ssl_context is not None or certfile is None:
+        return ssl_context
+    import ssl as ssl_module
+    context = ssl_module.create_default_context(ssl_module.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def _called_from_pool_import():
+    """True when run() is reached while a spawn/forkserver worker re-imports the main script."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "__mp_main__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+# ---- Test client ----------------------------------------------------------------------------
+
+class _MemoryTransport(asyncio.Transport):
+    """The transport a TestClient connection writes into."""
+
+    def __init__(self, loop):
+        super().__init__()
+        self.output = bytearray()
+        self.closed = loop.create_future()
+        self._loop = loop
+        self._protocol = None
+
+    def write(self, data):
+        if not self.closed.done():
+            self.output += data
+
+    def writelines(self, chunks):
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self):
+        if not self.closed.done():
+            self.closed.set_result(None)
+            self._loop.call_soon(self._protocol.connection_lost, None)
+
+    abort = close
+
+    def is_closing(self):
+        return self.closed.done()
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def get_write_buffer_size(self):
+        return 0
+
+
+class TestResponse:
+    """What TestClient returns: ``.status``, ``.headers``, ``.body``, ``.text``, ``.json()``."""
+
+    __test__ = False   # not a pytest test class
+
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+    status_code = property(lambda self: self.status)
+    content = property(lambda self: self.body)
+
+    @property
+    def text(self):
+        _, options = _parse_media_type(self.headers.get("Content-Type", ""))
+        return self.body.decode(options.get("charset") or "utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<TestResponse {self.status}>"
+
+
+def _parse_response_bytes(raw, method="GET"):
+    """Parse one HTTP/1.1 response (as the server wrote it) into a TestResponse."""
+    head, _, rest = bytes(raw).partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    _, status, reason = lines[0].decode("latin-1").split(" ", 2)
+    headers = Headers()
+    for line in lines[1:]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.add(name, value.strip())
+    if method == "HEAD" or int(status) in (204, 304):
+        body = b""
+    elif headers.get("Transfer-Encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16) if size_line else 0
+            if size == 0:
+                break
+            parts.append(rest[:size])
+            rest = rest[size + 2:]
+        body = b"".join(parts)
+    elif "Content-Length" in headers:
+        body = rest[:int(headers["Content-Length"])]
+    else:
+        body = rest
+    return TestResponse(int(status), reason, headers, body)
+
+
+def _encode_multipart(fields, files):
+    boundary = "pixie-web-" + uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     .encode() + str(value).encode() + b"\r\n")
+    for name, spec in files:
+        filename, data, content_type = (tuple(spec) + ("application/octet-stream",))[:3]
+        if isinstance(data, str):
+            data = data.encode()
+        elif hasattr(data, "read"):
+            data = data.read()
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                     f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+class TestClient:
+    """Call an app without a network: requests go through the real HTTP/1.1 parser and
+    dispatcher (pool routes included) over an in-memory transport.
+
+    Use ``with TestClient(app) as client:`` so startup/shutdown hooks run and the pool stops.
+    """
+
+    __test__ = False
+
+    def __init__(self, app, workers=2, start_method=None, host="testserver"):
+        self.app = app
+        self.workers = workers
+        self.start_method = start_method
+        self.host = host
+        self.cookies = {}
+        self._loop = None
+        self._server = None
+
+    def __enter__(self):
+        self._start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _start(self):
+        if self._server is not None:
+            return
+        self._loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        self._server = _Server(self.app, self._loop)
+        self.app._running = self._server
+        self._loop.run_until_complete(self._server.start(
+            self.workers, self.start_method, self.app.executor))
+
+    def close(self):
+        """Run shutdown hooks and stop the pool."""
+        if self._server is None:
+            return
+        try:
+            self._loop.run_until_complete(self._server.stop())
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
+            if self.app._running is self._server:
+                self.app._running = None
+            self._server = self._loop = None
+
+    def request(self, method, path, params=None, data=None, json=None, files=None,
+                headers=None, cookies=None):
+        """Send one request and return a TestResponse."""
+        self._start()
+        method = method.upper()
+        if params:
+            path += ("&" if "?" in path else "?") + urlencode(
+                list(params.items()) if hasattr(params, "items") else params, doseq=True)
+        request_headers = Headers([("Host", self.host), ("User-Agent", "pixie-web-testclient")])
+        body = b""
+        if json is not None:
+            body = json_dumps(json)
+            request_headers["Content-Type"] = "application/json"
+        elif files:
+            fields = list(data.items()) if hasattr(data, "items") else list(data or ())
+            body, content_type = _encode_multipart(fields, list(files.items()))
+            request_headers["Content-Type"] = content_type
+        elif isinstance(data, (dict, list, tuple)):
+            body = urlencode(list(data.items()) if isinstance(data, dict) else data).encode()
+            request_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif data is not None:
+            body = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        for name, value in (headers.items() if hasattr(headers, "items") else headers or ()):
+            request_headers[name] = value
+        all_cookies = {**self.cookies, **(cookies or {})}
+        if all_cookies:
+            request_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in all_cookies.items())
+        if body or method in ("POST", "PUT", "PATCH"):
+            request_headers["Content-Length"] = str(len(body))
+        request_headers["Connection"] = "close"
+        head = f"{method} {path} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in request_headers.items()) + "\r\n"
+        raw = self._loop.run_until_complete(self._exchange(head.encode("latin-1") + body))
+        response = _parse_response_bytes(raw, method)
+        self._keep_cookies(response)
+        return response
+
+    async def _exchange(self, raw):
+        transport = _MemoryTransport(self._loop)
+        protocol = HTTPProtocol(self._server)
+        transport._protocol = protocol
+        protocol.connection_made(transport)
+        protocol.data_received(raw)
+        await transport.closed
+        return transport.output
+
+    def _keep_cookies(self, response):
+        for header in response.headers.getall("Set-Cookie"):
+            pair, *attributes = header.split(";")
+            name, _, value = pair.strip().partition("=")
+            expired = any(a.strip().lower() in ("max-age=0",) for a in attributes)
+            if expired:
+                self.cookies.pop(name, None)
+            else:
+                if value.startswith('"'):
+                    self.cookies[name] = value   # keep quoting: sent back as received
+                else:
+                    self.cookies[name] = value
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path, **kwargs):
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path, **kwargs):
+        return self.request("OPTIONS", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.request("DELETE", path, **kwargs)
+
+
+# ---- CLI and default app --------------------------------------------------------------------
+
+def load_app(target):
+    """Import ``"package.module:attribute"`` (attribute defaults to ``app``)."""
+    module_name, _, attribute = target.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    app = getattr(module, attribute or "app", None)
+    if not isinstance(app, App):
+        raise LookupError(f"{target!r}: {attribute or 'app'} is not a pixie_web App")
+    return app
+
+
+def format_routes(app):
+    """The route table as text, one route per line."""
+    rows = [("METHOD", "PATH", "TYPE", "NAME")] + [
+        (route.method, route.path, route.route_type.name, route.name or "")
+        for route in app.routes()]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{m:<{widths[0]}}  {p:<{widths[1]}}  {t:<{widths[2]}}  {n}".rstrip()
+                     for m, p, t, n in rows)
+
+
+def _run_arguments(parser):
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="pool size (default: CPU count; 0: no pool)")
+    parser.add_argument("--debug", action="store_true", help="tracebacks in 500 pages")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--certfile")
+    parser.add_argument("--keyfile")
+
+
+def main(argv=None):
+    """``python -m pixie_web [routes] module:app [--host --port --workers --debug ...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(f"pixie_web {__version__}")
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m pixie_web",
+                                     description="Serve a pixie_web app, or list its routes.")
+    listing = argv[:1] == ["routes"]
+    if listing:
+        argv = argv[1:]
+        parser.prog += " routes"
+    parser.add_argument("target", help="module:app, e.g. myapp:app")
+    if not listing:
+        _run_arguments(parser)
+        parser.add_argument("--version", action="version", version=f"pixie_web {__version__}")
+    options = parser.parse_args(argv)
+    try:
+        app = load_app(options.target)
+    except (ImportError, LookupError, AttributeError) as error:
+        print(f"pixie_web: cannot load {options.target!r}: {error}", file=sys.stderr)
+        return 2
+    if listing:
+        print(format_routes(app))
+        return 0
+    app.run(host=options.host, port=options.port, workers=options.workers,
+            debug=options.debug or None, access_log=not options.no_access_log,
+            certfile=options.certfile, keyfile=options.keyfile)
+    return 0
+
+
+#: The app behind the module-level shortcuts (``route``, ``run``, ...), as in bottle.
+default_app = App()
+route = default_app.route
+get = default_app.get
+post = default_app.post
+put = default_app.put
+patch = default_app.patch
+delete = default_app.delete
+error = default_app.error
+mount = default_app.mount
+resource = default_app.resource
+url_for = default_app.url_for
+before_request = default_app.before_request
+after_request = default_app.after_request
+middleware = default_app.middleware
+on_startup = default_app.on_startup
+on_shutdown = default_app.on_shutdown
+install = default_app.install
+run = default_app.run
+
+
+if __name__ == "__main__":
+    # Delegate to the importable module so the app and the CLI share one copy of the classes.
+    sys.exit(importlib.import_module("pixie_web").main())

@@ -112,7 +112,6 @@ def pool_echo(request, word, num):
         "query_a": request.query.getall("a"),
         "query_b": request.query.get("b"),
         "header": request.headers.get("X-Token"),
-        "header_all": request.headers.getall("X-Multi") if hasattr(request.headers, "getall") else None,
         "word": word,
         "num": num,
         "num_type": type(num).__name__,

@@ -1,0 +1,646 @@
+"""The dispatcher and the process pool (SPEC §3 pool rows, §4 pool routes, §5, §12 "Pool details").
+
+Most tests run the app of ``tests/apps/pool_app.py`` in a real server process
+with ``workers=2``; a few go through ``TestClient``.  Process trees are read
+from ``/proc`` (no psutil).  Every process a test's server started is killed by
+pid at the end, so a hung pool worker cannot outlive the test.
+"""
+import concurrent.futures
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import namedtuple
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from pixie_web import App, RouteType, TestClient
+from tests.apps import pool_app
+from tests.conftest import HAVE_ACCELERATORS, ServerProcess
+
+POOL_APP = "tests.apps.pool_app:app"
+# Tests that are not about the parser run once, on the accelerated path when it is installed.
+DEFAULT_PURE = not HAVE_ACCELERATORS
+REQUEST_TIMEOUT = 15.0
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
+                                reason="needs /proc to inspect the server's process tree")
+
+
+# ---- process-tree helpers ----------------------------------------------------------------------
+
+def _proc_stat(pid):
+    """(state, ppid, starttime) of a process, or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1]), fields[19]
+
+
+def descendants_of(pid):
+    """{pid: starttime} of every live (non-zombie) descendant of ``pid``."""
+    parent_of, start_of = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat and stat[0] != "Z":
+                parent_of[int(entry)] = stat[1]
+                start_of[int(entry)] = stat[2]
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parent_of.items():
+            if ppid == parent and child not in found:
+                found[child] = start_of[child]
+                frontier.append(child)
+    return found
+
+
+def _same_process_alive(pid, starttime):
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[2] == starttime
+
+
+def _survivors(family):
+    return {pid: start for pid, start in family.items() if _same_process_alive(pid, start)}
+
+
+def _kill_family(family):
+    for pid, start in _survivors(family).items():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def shutdown(server, grace=3.0):
+    """SIGTERM the server, then SIGKILL whatever it started that is still alive.
+
+    The leftovers must die before ``server.stop()`` reads the output pipe (they
+    inherited it and would keep it open).  Returns what the server printed.
+    """
+    family = descendants_of(server.pid) if server.alive() else {}
+    if server.alive():
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(server.pid, signal.SIGKILL)
+            server.process.wait(timeout=10)
+    deadline = time.monotonic() + grace
+    while _survivors(family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _kill_family(family)
+    return server.stop()
+
+
+def wait_for(predicate, timeout, message):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    assert predicate(), message
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def start_server(server_factory):
+    """server_factory, plus: at teardown every descendant of the server is killed by pid."""
+    started = []
+
+    def start(target=POOL_APP, pure=DEFAULT_PURE, **run_kwargs):
+        server = server_factory(target, pure=pure, **run_kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        shutdown(server)
+
+
+@pytest.fixture(scope="module")
+def shared_server():
+    """One long-lived pool_app server (workers=2) per parser mode, for tests that leave it intact."""
+    servers = {}
+
+    def get(mode):
+        if mode == "accelerated" and not HAVE_ACCELERATORS:
+            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
+        if mode not in servers:
+            servers[mode] = ServerProcess(POOL_APP, mode == "pure", {"workers": 2})
+        return servers[mode]
+
+    yield get
+    for server in servers.values():
+        shutdown(server)
+
+
+@pytest.fixture(params=["pure", "accelerated"])
+def wire(request, shared_server):
+    return shared_server(request.param)
+
+
+@pytest.fixture
+def default_server(shared_server):
+    return shared_server("pure" if DEFAULT_PURE else "accelerated")
+
+
+@pytest.fixture(scope="module")
+def test_client():
+    with TestClient(pool_app.app) as client:
+        yield client
+
+
+Result = namedtuple("Result", "status headers body")
+
+
+@pytest.fixture(params=["pure", "accelerated", "testclient"])
+def call(request, shared_server):
+    """call(method, path, **kw) -> Result, over the wire (both parsers) or through TestClient."""
+    if request.param == "testclient":
+        client = request.getfixturevalue("test_client")
+
+        def via_client(method, path, **kw):
+            response = client.request(method, path, **kw)
+            return Result(response.status, response.headers, response.body)
+
+        return via_client
+    server = shared_server(request.param)
+
+    def via_wire(method, path, **kw):
+        response = requests.request(method, server.url + path, timeout=REQUEST_TIMEOUT,
+                                    allow_redirects=False, **kw)
+        return Result(response.status_code, response.headers, response.content)
+
+    return via_wire
+
+
+def get_json(server, path, **kw):
+    response = requests.get(server.url + path, timeout=REQUEST_TIMEOUT, **kw)
+    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+    return response.json()
+
+
+def warm_pool(server, count=2):
+    """Make sure the (possibly lazily started) pool has answered ``count`` concurrent requests."""
+    with concurrent.futures.ThreadPoolExecutor(count) as executor:
+        results = list(executor.map(lambda n: get_json(server, f"/pool/square/{n}"), range(count)))
+    assert [r["square"] for r in results] == [n * n for n in range(count)]
+    return results
+
+
+def sum_of_squares(n):
+    return (n - 1) * n * (2 * n - 1) // 6
+
+
+# ---- where handlers run ------------------------------------------------------------------------
+
+def test_pool_route_runs_in_a_child_worker_process(wire):
+    info = get_json(wire, "/pool/info")
+    assert info["is_pool"] is True and info["is_main"] is False
+    assert info["pid"] != wire.pid
+    assert info["pid"] in descendants_of(wire.pid), "the pool worker is not a descendant of the server"
+
+
+@pytest.mark.parametrize("path", ["/sync/info", "/thread/info"])
+def test_sync_and_thread_routes_run_in_the_main_process(wire, path):
+    info = get_json(wire, path)
+    assert info["is_main"] is True and info["is_pool"] is False
+    assert info["pid"] == wire.pid
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_pool_works_with_start_method(start_server, start_method):
+    server = start_server(workers=2, start_method=start_method)
+    info = get_json(server, "/pool/info")
+    assert info["is_pool"] is True and info["is_main"] is False
+    assert info["pid"] != server.pid
+    assert info["pid"] in descendants_of(server.pid)
+    assert get_json(server, "/sync/info")["is_main"] is True
+    with concurrent.futures.ThreadPoolExecutor(4) as executor:
+        results = list(executor.map(lambda n: get_json(server, f"/pool/square/{n}"), range(10, 18)))
+    assert [(r["n"], r["square"]) for r in results] == [(n, n * n) for n in range(10, 18)]
+    assert all(r["pid"] != server.pid for r in results)
+
+
+# ---- isolation: CPU work in the pool leaves the event loop free ----------------------------------
+
+def test_cpu_bound_pool_requests_do_not_stall_async_routes(default_server, tmp_path):
+    server = default_server
+    warm_pool(server)
+    sizes = [3000, 3001]
+    markers = [tmp_path / f"burn-{i}" for i in range(2)]
+    finished_at = {}
+
+    def burn(i):
+        response = requests.get(server.url + "/burn/pool", timeout=30, params={
+            "seconds": "2.0", "n": str(sizes[i]), "marker": str(markers[i])})
+        finished_at[i] = time.monotonic()
+        return response
+
+    latencies = []
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        futures = [executor.submit(burn, i) for i in range(2)]
+        wait_for(lambda: all(m.exists() for m in markers), 15, "the pool burns did not start")
+        for _ in range(5):
+            started = time.monotonic()
+            pong = requests.get(server.url + "/ping", timeout=REQUEST_TIMEOUT)
+            latencies.append(time.monotonic() - started)
+            assert pong.status_code == 200 and pong.text == "pong"
+            time.sleep(0.05)
+        pings_done = time.monotonic()
+        results = [future.result(timeout=30) for future in futures]
+
+    assert pings_done < min(finished_at.values()), "pings were not measured while the pool was busy"
+    assert max(latencies) < 0.5, f"async route stalled by pool work: {latencies}"
+    bodies = [r.json() for r in results]
+    assert [r.status_code for r in results] == [200, 200]
+    assert [b["sum_squares"] for b in bodies] == [sum_of_squares(n) for n in sizes]
+    assert all(b["pid"] != server.pid for b in bodies)
+    assert bodies[0]["pid"] != bodies[1]["pid"], "the two burns did not run on two workers"
+
+
+def test_same_cpu_work_in_a_sync_route_does_stall_async_routes(default_server, tmp_path):
+    # The contrast that makes the test above meaningful: the same work on the loop blocks it.
+    server = default_server
+    marker = tmp_path / "burn-sync"
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        future = executor.submit(requests.get, server.url + "/burn/sync", timeout=30, params={
+            "seconds": "1.5", "n": "3000", "marker": str(marker)})
+        wait_for(marker.exists, 15, "the sync burn did not start")
+        started = time.monotonic()
+        pong = requests.get(server.url + "/ping", timeout=30)
+        latency = time.monotonic() - started
+        burn = future.result(timeout=30)
+    assert pong.status_code == 200
+    assert burn.status_code == 200 and burn.json()["sum_squares"] == sum_of_squares(3000)
+    assert burn.json()["pid"] == server.pid
+    assert latency > 0.5, f"a sync CPU burn should block the loop, ping took only {latency:.3f}s"
+
+
+# ---- request data crosses the process boundary ---------------------------------------------------
+
+def test_request_line_query_headers_and_path_params_reach_pool_handler(call):
+    result = call("GET", "/pool/echo/caf%C3%A9/42?a=1&a=2&b=x%20y", headers={"X-Token": "tok-123"})
+    assert result.status == 200, result.body[:300]
+    data = json.loads(result.body)
+    assert data == {
+        "method": "GET",
+        "path": "/pool/echo/café/42",
+        "raw_path": "/pool/echo/caf%C3%A9/42",
+        "query_string": "a=1&a=2&b=x%20y",
+        "query_a": ["1", "2"],
+        "query_b": "x y",
+        "header": "tok-123",
+        "word": "café",
+        "num": 42,
+        "num_type": "int",
+        "is_pool": True,
+    }
+
+
+def test_other_methods_reach_pool_handler(call):
+    result = call("DELETE", "/pool/echo/thing/7")
+    assert result.status == 200
+    data = json.loads(result.body)
+    assert (data["method"], data["word"], data["num"]) == ("DELETE", "thing", 7)
+
+
+def test_request_body_reaches_pool_handler(call):
+    body = bytes(range(256)) * 64
+    result = call("POST", "/pool/body", data=body, headers={"Content-Type": "application/x-custom"})
+    assert result.status == 200, result.body[:300]
+    assert json.loads(result.body) == {
+        "method": "POST",
+        "length": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "content_type": "application/x-custom",
+    }
+
+
+def test_urlencoded_form_reaches_pool_handler(call):
+    result = call("POST", "/pool/form?q=search", data=b"name=J%C3%BCrgen&tag=a&tag=b",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert result.status == 200, result.body[:300]
+    assert json.loads(result.body) == {"name": "Jürgen", "tags": ["a", "b"], "param_q": "search"}
+
+
+def test_multipart_upload_reaches_pool_handler(call):
+    payload = os.urandom(3000)
+    result = call("POST", "/pool/upload", data={"note": "hello"},
+                  files={"up": ("report.bin", payload, "application/octet-stream")})
+    assert result.status == 200, result.body[:300]
+    assert json.loads(result.body) == {
+        "field": "hello", "filename": "report.bin", "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+
+
+def test_remote_address_reaches_pool_handler(wire):
+    assert get_json(wire, "/pool/remote") == {"remote_addr": "127.0.0.1"}
+
+
+# ---- return values of pool handlers ------------------------------------------------------------
+
+ABSENT = object()
+# kind, status, content-type prefix ("" = not checked, ABSENT = must be absent),
+# body (bytes: equal; dict/list: equal as JSON; str: contained), extra headers (value contained)
+RETURN_CASES = [
+    ("str", 200, "text/html; charset=utf-8", "<p>héllo from the pool</p>".encode(), {}),
+    ("bytes", 200, "application/octet-stream", bytes(range(256)), {}),
+    ("dict", 200, "application/json", {"answer": 42, "nested": {"list": [1, 2, 3]}}, {}),
+    ("list", 200, "application/json", [1, "two", 3.0], {}),
+    ("none", 204, ABSENT, b"", {}),
+    ("response", 201, "text/plain", b"made in pool", {"X-Made": "pool", "Set-Cookie": "flavour=oat"}),
+    ("jsonresponse", 207, "application/json", {"ok": True}, {}),
+    ("tuple2", 202, "", b"two-tuple", {}),
+    ("tuple3", 203, "", b"three-tuple", {"X-Tuple": "three"}),
+    ("httperror", 409, "", "conflict in pool", {}),
+    ("abort", 403, "", "forbidden in pool", {}),
+    ("redirect", 303, "", None, {"Location": "/elsewhere"}),
+]
+
+
+@pytest.mark.parametrize("kind,status,content_type,body,headers", RETURN_CASES,
+                         ids=[case[0] for case in RETURN_CASES])
+def test_pool_handler_return_value(call, kind, status, content_type, body, headers):
+    result = call("GET", f"/pool/ret/{kind}")
+    assert result.status == status, result.body[:300]
+    actual_type = result.headers.get("Content-Type")
+    if content_type is ABSENT:
+        assert actual_type is None
+    elif content_type:
+        assert actual_type is not None
+        assert actual_type.replace(" ", "").lower().startswith(content_type.replace(" ", "").lower())
+    if isinstance(body, bytes):
+        assert result.body == body
+    elif isinstance(body, (dict, list)):
+        assert json.loads(result.body) == body
+    elif isinstance(body, str):
+        assert body in result.body.decode("utf-8", "replace")
+    for name, value in headers.items():
+        assert value in (result.headers.get(name) or ""), (name, result.headers.get(name))
+
+
+def test_pool_handler_exception_gives_generic_500(call):
+    result = call("GET", "/pool/ret/exception")
+    assert result.status == 500
+    text = result.body.decode("utf-8", "replace")
+    assert text.splitlines()[0] == "500 Internal Server Error"
+    assert "secret-internal-detail" not in text and "Traceback" not in text
+
+
+# ---- generators streamed back from the pool -----------------------------------------------------
+
+def recv_until(sock, needle, timeout):
+    """Read until ``needle`` is in the buffer, the peer closes, or ``timeout`` passes."""
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    sock.settimeout(0.25)
+    while time.monotonic() < deadline and (needle is None or needle not in buffer):
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        buffer += data
+    return buffer
+
+
+def dechunk(data):
+    body = b""
+    while True:
+        line, _, data = data.partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return body
+        body += data[:size]
+        assert data[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
+        data = data[size + 2:]
+
+
+def get_request(path):
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+
+
+def test_pool_generator_streams_each_chunk_as_it_is_yielded(wire, tmp_path):
+    # The generator cannot yield its second chunk until the test creates the release file,
+    # so receiving the first chunk before that proves the response is streamed.
+    with socket.create_connection(("127.0.0.1", wire.port), timeout=5) as sock:
+        sock.sendall(get_request("/pool/stream/gated?dir=" + quote(str(tmp_path))))
+        received = recv_until(sock, b"first;", timeout=8)
+        assert b"first;" in received, f"first chunk not streamed before the generator finished: {received!r}"
+        assert b"second;" not in received
+        (tmp_path / "release").write_text("go")
+        received += recv_until(sock, None, timeout=15)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert dechunk(body) == b"first;second;third"
+
+
+def test_client_disconnect_closes_pool_generator(wire, tmp_path):
+    # Left alone the generator would tick for 30 s and record "finished".
+    ended = tmp_path / "ended"
+    with socket.create_connection(("127.0.0.1", wire.port), timeout=5) as sock:
+        sock.sendall(get_request("/pool/stream/endless?dir=" + quote(str(tmp_path))))
+        received = recv_until(sock, b"tick 1\n", timeout=8)
+        assert b"tick 1\n" in received, received
+    wait_for(ended.exists, 10, "the generator's finally block did not run within 10 s of the disconnect")
+    assert ended.read_text() == "closed"
+    assert get_json(wire, "/pool/square/5")["square"] == 25
+
+
+# ---- timeouts ----------------------------------------------------------------------------------
+
+def test_route_timeout_gives_503_for_asnc_thread_and_pool_routes(start_server):
+    server = start_server(workers=2)
+    statuses = {}
+    for kind, path in [("asnc", "/slow/asnc-route-timeout"), ("thread", "/slow/thread-route-timeout"),
+                       ("pool", "/pool/hang")]:
+        statuses[kind] = requests.get(server.url + path, timeout=REQUEST_TIMEOUT).status_code
+    assert statuses == {"asnc": 503, "thread": 503, "pool": 503}
+    assert requests.get(server.url + "/ping", timeout=REQUEST_TIMEOUT).text == "pong"
+    assert server.alive()
+
+
+def test_app_handler_timeout_gives_503_for_asnc_thread_and_pool_routes(start_server):
+    server = start_server(workers=2, handler_timeout=0.5)
+    statuses = {}
+    for kind, path in [("asnc", "/slow/asnc"), ("thread", "/slow/thread"), ("pool", "/slow/pool")]:
+        statuses[kind] = requests.get(server.url + path, timeout=REQUEST_TIMEOUT).status_code
+    assert statuses == {"asnc": 503, "thread": 503, "pool": 503}
+    assert requests.get(server.url + "/ping", timeout=REQUEST_TIMEOUT).text == "pong"
+    assert requests.get(server.url + "/fast/thread", timeout=REQUEST_TIMEOUT).text == "thread ok"
+    assert server.alive()
+
+
+def test_app_handler_timeout_applies_through_testclient():
+    app = App(handler_timeout=0.5)
+    app.route("/slow", RouteType.asnc)(pool_app.slow_asnc)
+    app.route("/fast", RouteType.asnc)(pool_app.ping)
+    with TestClient(app) as client:
+        started = time.monotonic()
+        assert client.get("/slow").status == 503
+        assert time.monotonic() - started < 10
+        assert client.get("/fast").text == "pong"
+
+
+def test_hung_pool_handlers_do_not_clog_the_pool(start_server):
+    server = start_server(workers=2)
+    warm_pool(server)
+    # More hung requests than workers, each cut off by the route's timeout=0.5.
+    for _ in range(3):
+        assert requests.get(server.url + "/pool/hang", timeout=REQUEST_TIMEOUT).status_code == 503
+    response = requests.get(server.url + "/pool/square/11", timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 200 and response.json()["square"] == 121
+
+
+def test_hung_pool_worker_process_is_recycled(start_server, tmp_path):
+    server = start_server(workers=2)
+    warm_pool(server)
+    response = requests.get(server.url + "/pool/hang", params={"dir": str(tmp_path)}, timeout=REQUEST_TIMEOUT)
+    assert response.status_code == 503
+    pid_files = list(tmp_path.glob("hang-*"))
+    assert len(pid_files) == 1
+    hung_pid = int(pid_files[0].read_text())
+    assert hung_pid != server.pid
+    wait_for(lambda: hung_pid not in descendants_of(server.pid), 10,
+             f"hung worker {hung_pid} still running 10 s after its request timed out")
+    assert get_json(server, "/pool/square/3")["square"] == 9
+
+
+# ---- crash recovery ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["exit", "sigkill"])
+def test_pool_worker_crash_fails_only_its_request(start_server, how):
+    server = start_server(workers=2)
+    warm_pool(server)
+    crashed = requests.get(server.url + f"/pool/crash/{how}", timeout=REQUEST_TIMEOUT)
+    assert crashed.status_code in (500, 503), crashed.text[:300]
+    assert server.alive()
+    info = get_json(server, "/pool/info")
+    assert info["is_pool"] is True and info["pid"] != server.pid
+    assert get_json(server, "/pool/square/6")["square"] == 36
+    assert requests.get(server.url + "/ping", timeout=REQUEST_TIMEOUT).text == "pong"
+    assert server.alive()
+
+
+# ---- pool size, lifecycle, external executors ----------------------------------------------------
+
+def test_workers_zero_runs_pool_routes_in_a_thread_of_the_main_process(start_server):
+    server = start_server(workers=0)
+    info = get_json(server, "/pool/info")
+    assert info["is_main"] is True and info["is_pool"] is False
+    assert info["pid"] == server.pid
+    assert info["thread"] != "MainThread"
+    assert get_json(server, "/pool/square/4")["square"] == 16
+    assert descendants_of(server.pid) == {}
+    output = shutdown(server).lower()
+    assert any(word in output for word in ("pool", "worker")), f"no start-up warning: {output!r}"
+
+
+def test_no_pool_processes_when_app_has_no_pool_routes(start_server):
+    server = start_server("tests.apps.pool_app:nopool_app", workers=2)
+    for path, text in [("/", "no pool here"), ("/thread", "thread here"), ("/async", "async here")]:
+        assert requests.get(server.url + path, timeout=REQUEST_TIMEOUT).text == text
+    assert descendants_of(server.pid) == {}
+
+
+def test_pool_workers_stop_with_the_server(start_server):
+    server = start_server(workers=2)
+    worker_pids = {result["pid"] for result in warm_pool(server)}
+    family = descendants_of(server.pid)
+    assert worker_pids and worker_pids <= set(family)
+    os.kill(server.pid, signal.SIGTERM)
+    server.process.wait(timeout=15)
+    deadline = time.monotonic() + 10
+    while _survivors(family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _survivors(family)
+    _kill_family(family)
+    assert left == {}, f"processes left running after the server stopped: {sorted(left)}"
+
+
+def test_app_executor_runs_pool_routes():
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="pixie-app-executor") as executor:
+        app = App(executor=executor)
+        app.route("/info", RouteType.pool)(pool_app.pool_info)
+        app.route("/square/<n:int>", RouteType.pool)(pool_app.pool_square)
+        with TestClient(app) as client:
+            info = client.get("/info")
+            square = client.get("/square/13")
+    assert info.status == 200 and info.json()["thread"].startswith("pixie-app-executor")
+    assert square.status == 200 and square.json()["square"] == 169
+
+
+def test_run_executor_thread_pool_runs_pool_routes(start_server):
+    server = start_server("tests.apps.pool_app:thread_executor_launcher")
+    info = get_json(server, "/pool/info")
+    assert info["thread"].startswith("pixie-run-executor")
+    assert info["pid"] == server.pid
+    assert get_json(server, "/pool/square/8")["square"] == 64
+    # the supplied executor IS the pool: no worker processes of the framework's own
+    assert descendants_of(server.pid) == {}
+
+
+def test_run_executor_process_pool_runs_pool_routes(start_server):
+    server = start_server("tests.apps.pool_app:process_executor_launcher")
+    result = get_json(server, "/pool/square/9")
+    assert result["square"] == 81
+    assert result["pid"] != server.pid and result["pid"] in descendants_of(server.pid)
+
+
+# ---- decoration-time checks --------------------------------------------------------------------
+
+def _make_closure():
+    greeting = "hi"
+
+    def handler(request):
+        return greeting
+
+    return handler
+
+
+def _make_nested():
+    def handler(request):
+        return "nested"
+
+    return handler
+
+
+async def _async_handler(request):
+    return "async"
+
+
+@pytest.mark.parametrize("handler", [
+    pytest.param(lambda request: "lambda", id="lambda"),
+    pytest.param(_make_closure(), id="closure"),
+    pytest.param(_make_nested(), id="nested"),
+    pytest.param(_async_handler, id="async-def"),
+])
+def test_pool_route_refuses_non_importable_or_async_handler(handler):
+    app = App()
+    with pytest.raises(TypeError) as error:
+        app.route("/x", RouteType.pool)(handler)
+    message = str(error.value).lower()
+    assert any(word in message for word in ("pool", "module", "import", "pickl", "async")), message
+    assert not any(route.path == "/x" for route in app.routes())
+
+
+def test_pool_route_accepts_module_level_function():
+    app = App()
+    app.route("/ok/<n:int>", RouteType.pool)(pool_app.pool_square)
+    routes = [route for route in app.routes() if route.path == "/ok/<n:int>"]
+    assert [(route.method, route.route_type) for route in routes] == [("GET", RouteType.pool)]
