@@ -1645,6 +1645,7 @@ class _ProcessPool:
             done, _ = await asyncio.wait(waiting, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if not done:
+                result.add_done_callback(_consume_outcome)   # abandoned: nobody reads it
                 self._timed_out(executor, future)
                 raise _PoolTimeout()
             if stream_ready is not None and stream_ready in done:
@@ -1697,6 +1698,11 @@ class _ProcessPool:
         for executor in list(self._pending):
             self._kill(executor)
         self._executor = None
+
+
+def _consume_outcome(future):
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_pool_stream_error(future):
@@ -1756,10 +1762,14 @@ def _parse_header_lines_httptools(lines):
     except httptools.HttpParserUpgrade:
         pass
     except httptools.HttpParserError:
-        raise ProtocolError(400, "invalid header line") from None
+        raise _RefusedByLLHTTP() from None
     if len(pairs) != len(lines):   # llhttp merged or skipped a line: refuse, as the pure path
-        raise ProtocolError(400, "invalid header line")
+        raise _RefusedByLLHTTP()
     return pairs
+
+
+class _RefusedByLLHTTP(Exception):
+    """llhttp refused a header section; the pure parser then names the precise reason."""
 
 
 _parse_header_lines = (_parse_header_lines_httptools if httptools is not None
@@ -1798,7 +1808,13 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     result.method = method.decode("ascii")
     result.raw_target = target
     result.http_version = "1.1" if minor == b"1" else "1.0"
-    pairs = (parse_lines or _parse_header_lines)(lines[1:])
+    try:
+        pairs = (parse_lines or _parse_header_lines)(lines[1:])
+    except _RefusedByLLHTTP:
+        # Same error message as the pure path; if only llhttp objects, the stricter wins.
+        pairs = _parse_header_lines_pure(lines[1:])
+        _check_framing(result, pairs)
+        raise ProtocolError(400, "invalid header section") from None
     result.header_pairs = pairs
     _check_framing(result, pairs)
     return result
