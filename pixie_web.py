@@ -163,6 +163,25 @@ else:
     json_loads = json.loads
 
 
+MAX_JSON_DEPTH = 512
+_JSON_STRUCTURE_RE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _json_too_deep(data):
+    """True if JSON text nests deeper than MAX_JSON_DEPTH (the same limit for every parser)."""
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return False        # cheap C-speed count: shallow documents skip the scan
+    depth = 0
+    for token in _JSON_STRUCTURE_RE.findall(data):
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 def http_date(timestamp=None):
     """Format a timestamp (default: now) as an RFC 9110 IMF-fixdate."""
     return email.utils.formatdate(timestamp, usegmt=True)
@@ -769,25 +788,28 @@ class Router:
         (``allowed`` lists the methods for 405 / OPTIONS).
         """
         pattern = self._static.get(path)
+        allowed = set()
         if pattern is not None:
             routes = pattern.routes
             route = routes.get(method) or (method == "HEAD" and routes.get("GET")) or None
             if route is not None:
                 return route, {}, None
-            return None, {}, _allowed_methods(routes)
+            allowed.update(_allowed_methods(routes))
         matches = self._dynamic_matches(path, first_only=True)
-        if not matches:
-            return None, None, None
-        pattern, values = matches[0]
-        route = pattern.routes.get(method) or (method == "HEAD" and pattern.routes.get("GET"))
-        if route:
-            return route, self._convert(pattern, values), None
-        allowed = set()
-        for pattern, values in self._dynamic_matches(path, first_only=False):
+        if matches:
+            pattern, values = matches[0]
             route = pattern.routes.get(method) or (method == "HEAD" and pattern.routes.get("GET"))
             if route:
                 return route, self._convert(pattern, values), None
-            allowed.update(_allowed_methods(pattern.routes))
+            # rare: look further for a pattern that has this method, else gather Allow
+            for pattern, values in self._dynamic_matches(path, first_only=False):
+                route = (pattern.routes.get(method)
+                         or (method == "HEAD" and pattern.routes.get("GET")))
+                if route:
+                    return route, self._convert(pattern, values), None
+                allowed.update(_allowed_methods(pattern.routes))
+        if not allowed:
+            return None, None, None
         return None, {}, sorted(allowed)
 
 
@@ -1078,6 +1100,8 @@ class Request:
             media_type, _ = _parse_media_type(self.content_type)
             if media_type != "application/json" or not self.body:
                 return None
+            if _json_too_deep(self.body):
+                raise HTTPError(400, f"request JSON nests deeper than {MAX_JSON_DEPTH} levels")
             try:
                 self._json = (json_loads(self.body),)
             except (ValueError, RecursionError, TypeError):
@@ -1757,8 +1781,10 @@ def _parse_header_lines_httptools(lines):
 
     parser = httptools.HttpRequestParser(Collector)
     try:
-        parser.feed_data(_CANONICAL_REQUEST_LINE + b"\r\n".join(lines) + b"\r\n\r\n"
-                         if lines else _CANONICAL_REQUEST_LINE + b"\r\n")
+        # Trailing whitespace is legal OWS that llhttp refuses in some fields; values are
+        # stripped anyway, so it is stripped first.
+        parser.feed_data(_CANONICAL_REQUEST_LINE
+                         + b"".join([line.rstrip(b" \t") + b"\r\n" for line in lines]) + b"\r\n")
     except httptools.HttpParserUpgrade:
         pass
     except httptools.HttpParserError:
@@ -2142,8 +2168,9 @@ class HTTPProtocol(asyncio.Protocol):
         if route is None:
             pending.error = (app._routing_error(request, allowed), has_body)
         elif head.content_length is not None and head.content_length > app.max_body_size:
-            pending.error = (HTTPError(413, f"the body is larger than max_body_size "
-                                            f"({app.max_body_size} bytes)"), True)
+            request._routing_outcome = HTTPError(
+                413, f"the body is larger than max_body_size ({app.max_body_size} bytes)")
+            pending.error = (request._routing_outcome, True)
         if pending.error is not None:
             if pending.error[1]:          # a body we will not read: answer, then close
                 pending.keep_alive = False
@@ -2210,18 +2237,19 @@ class HTTPProtocol(asyncio.Protocol):
             raise ProtocolError(400, f"{name} is not allowed in trailers")
 
     def _refuse(self, error):
-        """Answer a protocol error, then close; nothing after it on this connection runs."""
+        """Answer a protocol error after the requests already parsed, then close; nothing
+        after it on this connection is parsed or dispatched."""
         self._state = _DEAD
         self._buffer.clear()
-        if self._current is not None and self._current.request._stream is not None:
-            self._current.request._stream.finish(ConnectionError("malformed request body"))
-        self._current = None
-        self._queue.clear()
-        if self._busy:
-            # a response is being produced: close once it is written
+        self.deadline = None
+        current, self._current = self._current, None
+        if current is not None and current.request._stream is not None:
+            # A streaming handler (running or queued) learns it from its next read.
+            current.request._stream.finish(HTTPError(error.status, error.message or None))
+            current.keep_alive = False
+        else:
             self._queue.append(error)
-            return
-        self._write_error_and_close(error)
+        self._dispatch_next()
 
     def _write_error_and_close(self, error):
         response = error_response(error.status, error.message or None)
@@ -2764,7 +2792,7 @@ class App(Router):
         """
         request = pending.request
         route = request.route
-        if (route is None or route.route_type is not RouteType.sync or self._middleware
+        if (pending.error is not None or route.route_type is not RouteType.sync or self._middleware
                 or self._before or self._after or (route.owner is not self and
                                                    isinstance(route.owner, App))):
             return None, None
@@ -2817,8 +2845,8 @@ class App(Router):
                 result = await _maybe_await(hook(request))
                 if result is not None:
                     return to_response(result)
-            if request.route is None:
-                outcome = request._routing_outcome
+            outcome = request._routing_outcome
+            if outcome is not None:      # decided when the head arrived (404/405/413...)
                 if isinstance(outcome, Response):
                     return outcome
                 raise outcome
@@ -2876,6 +2904,8 @@ class App(Router):
             for cls in type(error).__mro__:
                 if cls in handlers:
                     return handlers[cls]
+            if not isinstance(error, HTTPError) and 500 in handlers:
+                return handlers[500]
         return None
 
     async def _error_response(self, request, error):
