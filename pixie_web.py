@@ -551,7 +551,7 @@ class _Bucket:
             group = f"r{number}"
             alternatives.append(f"(?P<{group}>{pattern.regex(group)})")
             slots[group] = (pattern, [f"{group}_{i}" for i in range(len(pattern.converters))])
-        self._compiled = re.compile("|".join(alternatives) + r"\Z", re.DOTALL)
+        self._compiled = re.compile("(?:" + "|".join(alternatives) + r")\Z", re.DOTALL)
         self._slots = slots
 
     def match(self, path):
@@ -1239,6 +1239,20 @@ def _format_set_cookie(name, value, max_age=None, expires=None, path="/", domain
     return cookie
 
 
+def _add_headers(headers, extra, replace=False):
+    """Add headers from a dict (one value per name) or from pairs (repeated names kept).
+
+    With ``replace``, names given replace the existing values of the same name.
+    """
+    pairs = list(extra.items()) if hasattr(extra, "items") else list(extra)
+    if replace:
+        for name in {name.lower() for name, _ in pairs}:
+            if name in headers:
+                del headers[name]
+    for name, value in pairs:
+        headers.add(name, value)
+
+
 class Response:
     """An HTTP response: ``Response(body="", status=200, headers=None, content_type=None,
     cookies=None)`` (``code=`` is accepted for ``status``)."""
@@ -1251,7 +1265,7 @@ class Response:
         self.status = int(code if code is not None else status)
         self._headers = None
         if headers:
-            self.headers.update(headers.items() if hasattr(headers, "items") else headers)
+            _add_headers(self.headers, headers)
         if content_type is not None:
             self.headers["Content-Type"] = content_type
         if cookies:
@@ -1372,9 +1386,7 @@ def to_response(result):
         response = to_response(result[0])
         response.status = int(result[1])
         if len(result) == 3 and result[2]:
-            extra = result[2]
-            for name, value in (extra.items() if hasattr(extra, "items") else extra):
-                response.headers[name] = value
+            _add_headers(response.headers, result[2], replace=True)
         return response
     if _is_binary_file(result):
         return StreamResponse(result)
@@ -2279,6 +2291,8 @@ class HTTPProtocol(asyncio.Protocol):
     # -- dispatching, in order --
 
     def _dispatch_next(self):
+        if self.transport.is_closing():   # the peer is gone: answer nothing more
+            self._closed = True
         while not self._closed and not self._busy and not self._writing_paused:
             if not self._queue:
                 if not (self._buffer and self._state == _HEAD):
@@ -2391,7 +2405,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._send(request, response.status, head, body, keep_alive)
 
     def _send(self, request, status, head, body, keep_alive):
-        if not self._closed:
+        if not self._closed and not self.transport.is_closing():
             if request.method == "HEAD" or not body:
                 self.transport.write(head)
             else:
@@ -2755,6 +2769,11 @@ class App(Router):
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
+        if request.path == "*":     # OPTIONS * asks about the server as a whole
+            methods = {route.method for route in self._routes} | {"OPTIONS"}
+            if "GET" in methods:
+                methods.add("HEAD")
+            allowed = sorted(methods)
         if allowed is not None:
             if request.method == "OPTIONS":
                 outcome = Response(None, 204, headers={"Allow": ", ".join(allowed)})

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -45,10 +46,12 @@ class ServerProcess:
         child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
         child_env.update(env or {})
         run_kwargs = {"access_log": False, **run_kwargs}
+        # Output goes to a file, not a pipe: a pipe nobody drains would block a chatty server.
+        self.log_file = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
              str(self.port), json.dumps(run_kwargs)],
-            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=child_env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=ROOT,
         )
         self.pid = self.process.pid
         self._wait_ready()
@@ -61,8 +64,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode(errors="replace")
-                raise RuntimeError(f"server exited early:\n{output}")
+                raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
@@ -83,7 +85,12 @@ class ServerProcess:
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=timeout)
-        return self.process.stdout.read().decode(errors="replace")
+        return self.output()
+
+    def output(self):
+        """Everything the server printed so far."""
+        self.log_file.seek(0)
+        return self.log_file.read().decode(errors="replace")
 
 
 @pytest.fixture

@@ -333,6 +333,42 @@ def test_binary_file_object_is_streamed_and_closed(route_type, tmp_path):
     assert len(opened) == 1 and opened[0].closed
 
 
+@pytest.mark.parametrize("route_type", ROUTE_TYPES)
+def test_head_closes_a_generator_without_sending_it(route_type):
+    cleaned_up = []
+
+    def produce(request):
+        def chunks():
+            try:
+                yield "never sent"
+            finally:
+                cleaned_up.append(True)
+        generator = chunks()
+        next(generator)  # started, so closing it runs the finally block
+        return generator
+
+    response = call(route_type, produce, method="HEAD")
+    assert response.status == 200
+    assert response.body == b""
+    assert cleaned_up == [True]
+
+
+@pytest.mark.parametrize("route_type", ROUTE_TYPES)
+def test_head_closes_a_binary_file_object(route_type, tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"data" * 10)
+    opened = []
+
+    def produce(request):
+        opened.append(open(path, "rb"))
+        return opened[-1]
+
+    response = call(route_type, produce, method="HEAD")
+    assert response.status == 200
+    assert response.body == b""
+    assert len(opened) == 1 and opened[0].closed
+
+
 # ---- Ending a request: HTTPError, abort, redirect ----
 
 def abort_from_helper(status, text):
@@ -585,6 +621,23 @@ def test_before_request_return_value_short_circuits(short_circuit, status, body)
     else:
         assert response.body == body
     assert handler_calls == []
+
+
+def test_before_request_can_abort():
+    app = App()
+
+    @app.before_request
+    def guard(request):
+        if request.headers.get("X-Token") != "ok":
+            abort(401, "token needed")
+
+    add_handler(app, "/r", "sync", lambda request: "inside")
+    with TestClient(app) as client:
+        denied = client.get("/r")
+        allowed = client.get("/r", headers={"X-Token": "ok"})
+    assert denied.status == 401
+    assert "token needed" in denied.text
+    assert (allowed.status, allowed.text) == (200, "inside")
 
 
 def test_before_request_hooks_run_in_order_and_stop_at_the_first_response():
@@ -882,6 +935,19 @@ def test_response_headers_are_case_insensitive():
     assert response.headers.getall("X-Custom-Thing") == ["two"]
 
 
+def test_response_headers_from_a_list_of_pairs_keep_repeated_names():
+    response = Response("x", headers=[("X-Multi", "first"), ("x-multi", "second")])
+    assert response.headers.getall("X-Multi") == ["first", "second"]
+
+
+def test_tuple_headers_as_a_list_of_pairs_keep_repeated_names():
+    def produce(request):
+        return ("x", 200, [("X-Multi", "first"), ("X-Multi", "second")])
+
+    response = call("sync", produce)
+    assert response.headers.getall("x-multi") == ["first", "second"]
+
+
 def test_response_headers_hold_several_values():
     response = Response("x")
     response.headers.add("X-Multi", "first")
@@ -997,6 +1063,20 @@ def test_wire_async_generator_chunks_are_sent_as_they_are_produced(server_factor
             received += data
     body = dechunk(received.partition(b"\r\n\r\n")[2])
     assert body == b"before-gate;after-gate"
+
+
+def test_wire_generator_failing_midway_is_not_sent_as_complete(server_factory, parser_mode):
+    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+    raw = raw_exchange(server.port,
+                       b"GET /gen-fails HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) in (200, 500)
+    if status_of(raw) == 200:
+        _, body = head_and_body(raw)
+        assert b"partial" in body
+        assert not body.endswith(b"0\r\n\r\n")  # the client must see the truncation
+    assert_no_internals(raw.decode("utf-8", "replace"), "generator-secret-17")
+    assert status_of(raw_exchange(server.port, b"GET /text HTTP/1.1\r\nHost: a\r\n"
+                                               b"Connection: close\r\n\r\n")) == 200
 
 
 def test_wire_file_object_is_streamed(server_factory, parser_mode):

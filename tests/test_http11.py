@@ -251,16 +251,8 @@ def cpu_seconds(pid):
 # ---- Shared servers (one per parser mode, for the whole module) ---------------------------------
 
 def start_drained(parser_mode, **run_kwargs):
-    """Start the protocol app; a thread keeps reading its output so a chatty log can't block it."""
-    server = ServerProcess(APP, parser_mode == "pure", run_kwargs)
-    server.log_tail = deque(maxlen=200)
-
-    def pump():
-        for line in iter(server.process.stdout.readline, b""):
-            server.log_tail.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return server
+    """Start the protocol app (its output goes to a file, so a chatty log can't block it)."""
+    return ServerProcess(APP, parser_mode == "pure", run_kwargs)
 
 
 _SERVERS = {}

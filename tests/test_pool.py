@@ -64,6 +64,14 @@ def descendants_of(pid):
     return found
 
 
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _same_process_alive(pid, starttime):
     stat = _proc_stat(pid)
     return stat is not None and stat[0] != "Z" and stat[2] == starttime
@@ -82,10 +90,8 @@ def _kill_family(family):
 
 
 def shutdown(server, grace=3.0):
-    """SIGTERM the server, then SIGKILL whatever it started that is still alive.
-
-    The leftovers must die before ``server.stop()`` reads the output pipe (they
-    inherited it and would keep it open).  Returns what the server printed.
+    """SIGTERM the server, then SIGKILL whatever it started that is still alive
+    (e.g. a hung pool worker), so nothing outlives the test.  Returns what the server printed.
     """
     family = descendants_of(server.pid) if server.alive() else {}
     if server.alive():
@@ -226,6 +232,12 @@ def test_pool_works_with_start_method(start_server, start_method):
     assert info["is_pool"] is True and info["is_main"] is False
     assert info["pid"] != server.pid
     assert info["pid"] in descendants_of(server.pid)
+    # The worker was made by the requested start method: spawn runs a fresh interpreter
+    # (multiprocessing.spawn on its command line); forkserver workers are forked by the fork server.
+    if start_method == "spawn":
+        assert "multiprocessing.spawn" in _cmdline(info["pid"])
+    else:
+        assert "multiprocessing.forkserver" in _cmdline(_proc_stat(info["pid"])[1])
     assert get_json(server, "/sync/info")["is_main"] is True
     with concurrent.futures.ThreadPoolExecutor(4) as executor:
         results = list(executor.map(lambda n: get_json(server, f"/pool/square/{n}"), range(10, 18)))
@@ -571,6 +583,15 @@ def test_pool_workers_stop_with_the_server(start_server):
     left = _survivors(family)
     _kill_family(family)
     assert left == {}, f"processes left running after the server stopped: {sorted(left)}"
+
+
+def test_pool_handler_that_workers_cannot_import_fails_at_start_up(start_server):
+    # The route's handler is hidden behind a decorator applied outside @route, so
+    # "tests.apps.pool_app.shadowed" names a different object: pickling by reference fails.
+    with pytest.raises(RuntimeError, match="server exited early") as error:
+        start_server("tests.apps.pool_app:unpicklable_app", workers=2)
+    assert "TypeError" in str(error.value)
+    assert "/shadowed" in str(error.value)
 
 
 def test_app_executor_runs_pool_routes():

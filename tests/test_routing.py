@@ -179,6 +179,29 @@ def test_several_wildcards_in_one_route_all_become_keyword_arguments():
         assert response.json() == {"uid": 7, "slug": "hello-world", "uid_type": "int"}
 
 
+def test_dynamic_routes_sharing_a_first_segment_match_the_whole_path():
+    app = App()
+
+    @app.route("/a/<x:int>")
+    def number(request, x):
+        return f"number:{x}"
+
+    @app.route("/a/<y>/z")
+    def word(request, y):
+        return "word:" + y
+
+    @app.route("/a/files/<p:path>")
+    def files(request, p):
+        return "files:" + p
+
+    with TestClient(app) as client:
+        assert client.get("/a/5").text == "number:5"
+        assert client.get("/a/b/z").text == "word:b"
+        assert client.get("/a/files/x/y.txt").text == "files:x/y.txt"
+        assert client.get("/a/5/anything").status == 404
+        assert client.get("/a/b/z/more").status == 404
+
+
 def test_int_route_registered_before_plain_route_takes_numbers():
     app = App()
 
@@ -681,6 +704,17 @@ def test_mount_sub_app_under_prefix():
         assert client.get("/sub/nothing").status == 404
 
 
+def test_url_for_on_the_parent_includes_the_mount_prefix():
+    app, sub = App(), App()
+
+    @sub.route("/page/<n:int>", name="sub_page")
+    def page(request, n):
+        return "page"
+
+    app.mount("/sub", sub)
+    assert app.url_for("sub_page", n=2) == "/sub/page/2"
+
+
 def test_routes_added_to_a_sub_app_after_mounting_work():
     app, sub = App(), App()
     app.mount("/sub", sub)
@@ -775,11 +809,12 @@ def test_app_prefix_groups_its_routes():
     def x(request):
         return "x"
 
-    @api.route("/n/<n:int>")
+    @api.route("/n/<n:int>", name="api_n")
     def n(request, n):
         return {"n": n}
 
     assert sorted(r.path for r in api.routes()) == ["/api/n/<n:int>", "/api/x"]
+    assert api.url_for("api_n", n=4) == "/api/n/4"
     with TestClient(api) as client:
         assert client.get("/api/x").text == "x"
         assert client.get("/api/n/4").json() == {"n": 4}
@@ -907,6 +942,20 @@ def test_routes_returns_one_object_per_method():
 
 # ---- Many routes ----
 
+def _many_routes_path(index):
+    """Route pattern and (request path, expected wildcards) for route number ``index``."""
+    kind = index % 4
+    if kind == 0:
+        return f"/api/r{index}/<value:int>", f"/api/r{index}/{index * 3}", {"value": index * 3}
+    if kind == 1:
+        return f"/api/r{index}/<value>/end", f"/api/r{index}/v{index}/end", {"value": f"v{index}"}
+    if kind == 2:
+        return (f"/api/r{index}/deep/<value:path>", f"/api/r{index}/deep/a/b{index}",
+                {"value": f"a/b{index}"})
+    # first segment is a wildcard
+    return f"/<lang>/page{index}", f"/xx{index}/page{index}", {"lang": f"xx{index}"}
+
+
 def test_two_thousand_dynamic_routes_route_correctly():
     app = App()
     count = 2000
@@ -917,32 +966,21 @@ def test_two_thousand_dynamic_routes_route_correctly():
         return handler
 
     for index in range(count):
-        kind = index % 3
-        if kind == 0:
-            path = f"/r{index}/<value:int>"
-        elif kind == 1:
-            path = f"/r{index}/<value>/end"
-        else:
-            path = f"/r{index}/deep/<value:path>"
-        app.route(path)(make_handler(index))
+        app.route(_many_routes_path(index)[0])(make_handler(index))
 
-    samples = sorted({0, 1, 2, 3, 998, 999, 1000, 1001, 1997, 1998, 1999}
+    samples = sorted({0, 1, 2, 3, 998, 999, 1000, 1001, 1996, 1997, 1998, 1999}
                      | set(range(5, count, 97)))
     with TestClient(app) as client:
         for index in samples:
-            kind = index % 3
-            if kind == 0:
-                path, expected = f"/r{index}/{index * 3}", index * 3
-            elif kind == 1:
-                path, expected = f"/r{index}/v{index}/end", f"v{index}"
-            else:
-                path, expected = f"/r{index}/deep/a/b{index}", f"a/b{index}"
+            _, path, expected = _many_routes_path(index)
             response = client.get(path)
             assert response.status == 200, path
-            assert response.json() == {"index": index, "wildcards": {"value": expected}}, path
-        assert client.get("/r0/notanint").status == 404
-        assert client.get("/r1/v/wrong").status == 404
-        assert client.get(f"/r{count}/1").status == 404
+            assert response.json() == {"index": index, "wildcards": expected}, path
+        assert client.get("/api/r0/notanint").status == 404
+        assert client.get("/api/r1/v/wrong").status == 404
+        assert client.get(f"/api/r{count}/1").status == 404
+        assert client.get(f"/en/page{count}").status == 404
+        assert client.post("/api/r4/1").status == 405
 
 
 # ---- Module-level default app ----

@@ -29,6 +29,12 @@ def gen(request):
     yield "third-\u00e9"
 
 
+@app.route("/gen-fails")
+def gen_fails(request):
+    yield "partial,"
+    raise RuntimeError("generator-secret-17")
+
+
 # An async generator that stops at a gate until /open-gate/<token> is requested,
 # so a test can see the first chunk arrive before the generator has finished.
 _gates = {}

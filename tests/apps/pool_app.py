@@ -319,6 +319,24 @@ async def nopool_async(request):
     return "async here"
 
 
+# ---- an app whose pool handler worker processes cannot import by name ----
+
+def _shadow(func):
+    """Applied outside @route: the module attribute then names the wrapper, not the handler."""
+    def wrapper(request, **params):
+        return func(request, **params)
+    return wrapper
+
+
+unpicklable_app = App()
+
+
+@_shadow
+@unpicklable_app.route("/shadowed", RouteType.pool)
+def shadowed(request):
+    return "unreachable"
+
+
 # ---- run(executor=...) through tests/serve.py, which only passes JSON ----
 
 class _RunWithExecutor:
