@@ -55,11 +55,12 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 import traceback
 import uuid
-from collections import deque
+from collections import deque, namedtuple
 from enum import Enum
 from http import HTTPStatus
 from urllib.parse import quote, unquote_to_bytes, urlencode
@@ -820,6 +821,240 @@ def _allowed_methods(routes):
     return sorted(allowed)
 
 
+# ---- Forms and multipart --------------------------------------------------------------------
+
+_ParsingLimits = namedtuple("_ParsingLimits", [
+    "max_query_params", "max_form_parts", "max_part_header_bytes", "max_form_field_size",
+    "spool_threshold"])
+_DEFAULT_PARSING_LIMITS = _ParsingLimits(1000, 1000, 8192, 1024 * 1024, 512 * 1024)
+_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_PARAM_RE = re.compile(r';[ \t]*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*'
+                       r'("(?:[^"\\]|\\.)*"|[^;"]*)', re.DOTALL)
+_MAX_PREAMBLE = 64 * 1024
+_MAX_PART_HEADERS = 16
+
+
+def _multipart_boundary(options):
+    boundary = options.get("boundary", "")
+    if not boundary or not _BOUNDARY_RE.fullmatch(boundary):
+        raise HTTPError(400, "multipart/form-data needs a valid boundary (1-70 characters)")
+    return boundary.encode("latin-1")
+
+
+def _parse_disposition(value):
+    """``form-data; name="a"; filename="b.txt"`` → ``("form-data", {"name": "a", ...})``."""
+    kind, _, rest = value.partition(";")
+    params = {}
+    for match in _PARAM_RE.finditer(";" + rest):
+        key, raw = match.group(1).lower(), match.group(2).strip(" \t")
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params[key] = raw
+    if "filename*" in params:        # RFC 5987: charset'lang'percent-encoded
+        charset, _, encoded = params.pop("filename*").partition("'")
+        _, _, encoded = encoded.partition("'")
+        try:
+            params["filename"] = unquote_to_bytes(encoded).decode(charset or "utf-8")
+        except (LookupError, UnicodeDecodeError):
+            raise HTTPError(400, "invalid filename* in a multipart part") from None
+    return kind.strip().lower(), params
+
+
+def sanitize_filename(filename):
+    """A safe base name for an uploaded file: no directories, no control or shell
+    characters, never empty, at most 255 characters."""
+    import unicodedata
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"[^A-Za-z0-9._ -]", "", name)
+    name = re.sub(r"[ ]+", "-", name).strip(".- ")
+    return (name or "empty")[:255]
+
+
+class FileUpload:
+    """A file uploaded in a multipart form."""
+
+    def __init__(self, name, raw_filename, content_type, file, size, headers):
+        self.name = name                  #: the form field name
+        self.raw_filename = raw_filename  #: the file name as the client sent it (untrusted)
+        self.filename = sanitize_filename(raw_filename)   #: a safe base name
+        self.content_type = content_type
+        self.file = file                  #: a binary file object, at position 0
+        self.size = size
+        self.headers = headers
+
+    def read(self):
+        """The whole content as bytes."""
+        self.file.seek(0)
+        data = self.file.read()
+        self.file.seek(0)
+        return data
+
+    def save(self, destination, overwrite=False, chunk_size=1024 * 1024):
+        """Write the upload to ``destination`` (a file path, or a directory to put
+        ``filename`` in). An existing file raises FileExistsError unless ``overwrite``."""
+        destination = os.fspath(destination)
+        if os.path.isdir(destination):
+            destination = os.path.join(destination, self.filename)
+        with open(destination, "wb" if overwrite else "xb") as target:
+            self.file.seek(0)
+            while True:
+                chunk = self.file.read(chunk_size)
+                if not chunk:
+                    break
+                target.write(chunk)
+        self.file.seek(0)
+        return destination
+
+    def __repr__(self):
+        return f"<FileUpload {self.name}={self.filename!r} {self.size} bytes>"
+
+
+class MultipartParser:
+    """A streaming ``multipart/form-data`` parser: ``feed(data)`` any number of times, then
+    ``finish()`` → ``(fields, files)``.
+
+    Linear in the input: every byte is searched at most twice (the delimiter search keeps
+    only a delimiter's length of look-behind). Limits: part count (413), part header size
+    and count (400), non-file field size (413); file parts above ``spool_threshold`` go to a
+    temporary file. Malformed input raises HTTPError(400).
+    """
+
+    def __init__(self, boundary, limits=_DEFAULT_PARSING_LIMITS):
+        self.limits = limits
+        self.delimiter = b"\r\n--" + boundary
+        self.fields = MultiDict()
+        self.files = MultiDict()
+        # A CRLF is prepended so the first boundary looks like every other one.
+        self._buffer = bytearray(b"\r\n")
+        self._state = "preamble"
+        self._preamble_seen = 0
+        self._parts = 0
+        self._part = None
+
+    def feed(self, data):
+        self._buffer += data
+        while True:
+            handler = getattr(self, "_state_" + self._state)
+            if not handler():
+                break
+
+    def _state_preamble(self):
+        index = self._buffer.find(self.delimiter)
+        if index < 0:
+            keep = len(self.delimiter) - 1
+            drop = max(0, len(self._buffer) - keep)
+            self._preamble_seen += drop
+            if self._preamble_seen > _MAX_PREAMBLE:
+                raise HTTPError(400, "multipart preamble too long")
+            del self._buffer[:drop]
+            return False
+        del self._buffer[:index + len(self.delimiter)]
+        self._state = "after_delimiter"
+        return True
+
+    def _state_after_delimiter(self):
+        if len(self._buffer) < 2:
+            return False
+        marker = bytes(self._buffer[:2])
+        del self._buffer[:2]
+        if marker == b"--":
+            self._state = "epilogue"
+        elif marker == b"\r\n":
+            self._state = "headers"
+        else:
+            raise HTTPError(400, "malformed multipart boundary line")
+        return True
+
+    def _state_headers(self):
+        end = self._buffer.find(b"\r\n\r\n")
+        limit = self.limits.max_part_header_bytes
+        if end < 0:
+            if len(self._buffer) > limit:
+                raise HTTPError(400, "multipart part headers too large")
+            return False
+        if end > limit:
+            raise HTTPError(400, "multipart part headers too large")
+        raw = bytes(self._buffer[:end])
+        del self._buffer[:end + 4]
+        self._start_part(raw)
+        self._state = "data"
+        return True
+
+    def _start_part(self, raw):
+        self._parts += 1
+        if self._parts > self.limits.max_form_parts:
+            raise HTTPError(413, f"more than {self.limits.max_form_parts} form parts")
+        lines = raw.split(b"\r\n") if raw else []
+        if len(lines) > _MAX_PART_HEADERS:
+            raise HTTPError(400, "too many multipart part headers")
+        headers = Headers()
+        try:
+            if _CTL_BYTES_RE.search(raw.replace(b"\r\n", b"")):
+                raise ValueError("control character")
+            for name, value in _parse_header_lines_pure(lines):
+                headers.add(name, value)
+        except (ProtocolError, ValueError):
+            raise HTTPError(400, "malformed multipart part headers") from None
+        kind, params = _parse_disposition(headers.get("Content-Disposition", ""))
+        if kind != "form-data" or "name" not in params:
+            raise HTTPError(400, "multipart part without Content-Disposition: form-data; name=")
+        length = headers.get("Content-Length")
+        if length is not None and not _DIGITS_RE.fullmatch(length.encode("latin-1")):
+            raise HTTPError(400, "invalid Content-Length in a multipart part")
+        if "filename" in params:
+            spool = tempfile.SpooledTemporaryFile(max_size=self.limits.spool_threshold)
+            self._part = (params["name"], params["filename"], headers, spool)
+        else:
+            self._part = (params["name"], None, headers, bytearray())
+
+    def _write(self, data):
+        name, filename, headers, sink = self._part
+        if filename is None and len(sink) + len(data) > self.limits.max_form_field_size:
+            raise HTTPError(413, f"form field {name!r} is larger than max_form_field_size "
+                                 f"({self.limits.max_form_field_size} bytes)")
+        sink.write(data) if filename is not None else sink.extend(data)
+
+    def _state_data(self):
+        index = self._buffer.find(self.delimiter)
+        if index < 0:
+            keep = len(self.delimiter) - 1
+            if len(self._buffer) > keep:
+                self._write(self._buffer[:-keep])
+                del self._buffer[:-keep]
+            return False
+        self._write(self._buffer[:index])
+        del self._buffer[:index + len(self.delimiter)]
+        self._end_part()
+        self._state = "after_delimiter"
+        return True
+
+    def _end_part(self):
+        name, filename, headers, sink = self._part
+        self._part = None
+        if filename is None:
+            charset = _parse_media_type(headers.get("Content-Type", ""))[1].get("charset")
+            try:
+                self.fields.add(name, bytes(sink).decode(charset or "utf-8"))
+            except (UnicodeDecodeError, LookupError):
+                raise HTTPError(400, f"form field {name!r} is not valid text") from None
+        else:
+            size = sink.tell()
+            sink.seek(0)
+            content_type = headers.get("Content-Type", "application/octet-stream")
+            self.files.add(name, FileUpload(name, filename, content_type, sink, size, headers))
+
+    def _state_epilogue(self):
+        self._buffer.clear()     # anything after the closing delimiter is ignored
+        return False
+
+    def finish(self):
+        """Check the body ended with the closing delimiter; return ``(fields, files)``."""
+        if self._state != "epilogue":
+            raise HTTPError(400, "multipart body ended without its closing boundary")
+        return self.fields, self.files
+
+
 # ---- Request --------------------------------------------------------------------------------
 
 _COOKIE_OCTETS_RE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
@@ -946,7 +1181,7 @@ class Request:
     __slots__ = ("method", "raw_path", "path", "query_string", "http_version", "_header_pairs",
                  "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
                  "_query", "_cookies", "_form", "_json", "_stream", "_host", "session",
-                 "max_query_params", "_routing_outcome", "started", "__weakref__")
+                 "limits", "_files", "_routing_outcome", "started", "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -969,7 +1204,8 @@ class Request:
         self.session = None
         self._routing_outcome = None
         self.started = 0.0
-        self.max_query_params = app.max_query_params if app is not None else 1000
+        self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
+        self._files = None
 
     def __repr__(self):
         return f"<Request {self.method} {self.raw_path}>"
@@ -1039,7 +1275,7 @@ class Request:
     def query(self):
         """The query string as a MultiDict."""
         if self._query is None:
-            self._query = parse_query_string(self.query_string, self.max_query_params)
+            self._query = parse_query_string(self.query_string, self.limits.max_query_params)
         return self._query
 
     @property
@@ -1110,18 +1346,34 @@ class Request:
 
     @property
     def form(self):
-        """Fields of an ``application/x-www-form-urlencoded`` body as a MultiDict."""
+        """Form fields (urlencoded or multipart) as a MultiDict."""
         if self._form is None:
-            media_type, _ = _parse_media_type(self.content_type)
-            if media_type == "application/x-www-form-urlencoded":
-                try:
-                    text = self.body.decode("ascii")
-                except UnicodeDecodeError:
-                    raise HTTPError(400, "urlencoded form data must be ASCII") from None
-                self._form = parse_query_string(text, self.max_query_params, status=413)
-            else:
-                self._form = MultiDict()
+            self._parse_form()
         return self._form
+
+    @property
+    def files(self):
+        """Uploaded files of a multipart form: a MultiDict of FileUpload."""
+        if self._files is None:
+            self._parse_form()
+        return self._files
+
+    def _parse_form(self):
+        media_type, options = _parse_media_type(self.content_type)
+        limits = self.limits
+        self._files = MultiDict()
+        if media_type == "application/x-www-form-urlencoded":
+            try:
+                text = self.body.decode("ascii")
+            except UnicodeDecodeError:
+                raise HTTPError(400, "urlencoded form data must be ASCII") from None
+            self._form = parse_query_string(text, limits.max_query_params, status=413)
+        elif media_type == "multipart/form-data":
+            parser = MultipartParser(_multipart_boundary(options), limits)
+            parser.feed(self.body)
+            self._form, self._files = parser.finish()
+        else:
+            self._form = MultiDict()
 
     @property
     def params(self):
@@ -1135,15 +1387,15 @@ class Request:
     def _snapshot(self):
         return (self.method, self.raw_path, self.path, self.query_string, self.http_version,
                 self._header_pairs, self._body, self.remote_addr, self.scheme, self._host,
-                self.max_query_params)
+                tuple(self.limits))
 
     @classmethod
     def _from_snapshot(cls, snapshot):
         (method, raw_path, path, query_string, http_version, header_pairs, body, remote_addr,
-         scheme, host, max_query_params) = snapshot
+         scheme, host, limits) = snapshot
         request = cls(method, raw_path, path, query_string, http_version, header_pairs, body,
                       remote_addr, scheme, host)
-        request.max_query_params = max_query_params
+        request.limits = _ParsingLimits(*limits)
         return request
 
 
@@ -1528,7 +1780,6 @@ class _PoolStreamChannel:
         if sys.platform.startswith("linux"):
             self.address = "\0pixie-web-" + uuid.uuid4().hex    # abstract: nothing on disk
         else:
-            import tempfile
             self.address = os.path.join(tempfile.mkdtemp(prefix="pixie-web-"), "streams")
         self._server = await asyncio.start_unix_server(self._accept, self.address)
 
@@ -2543,6 +2794,10 @@ _SETTINGS = {
     "max_header_count": 100,
     "max_body_size": 16 * 1024 * 1024,
     "max_query_params": 1000,
+    "max_form_parts": 1000,
+    "max_part_header_bytes": 8192,
+    "max_form_field_size": 1024 * 1024,
+    "spool_threshold": 512 * 1024,
     "max_pipelined": 32,
     "stream_buffer_size": 256 * 1024,
     "header_timeout": 10.0,
@@ -2679,6 +2934,10 @@ class App(Router):
                 raise TypeError(f"unknown setting {name!r}; known settings: "
                                 f"{', '.join(sorted(_SETTINGS))}")
             setattr(self, name, value)
+        # what requests carry (also into pool workers) to parse bodies
+        self._parsing_limits = _ParsingLimits(
+            self.max_query_params, self.max_form_parts, self.max_part_header_bytes,
+            self.max_form_field_size, self.spool_threshold)
 
     # -- hooks and components --
 
