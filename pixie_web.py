@@ -17,7 +17,7 @@ Copy this file into a project (it needs only the standard library) and write::
 
 Map of the sections below (each uses only what stands above it):
 
-    Imports and accelerators   stdlib imports; uvloop/httptools/ujson/orjson, switch PIXIE_WEB_PURE
+    Imports and accelerators   stdlib imports; uvloop/httptools/ujson, switch PIXIE_WEB_PURE
     Helpers                    status reasons, byte classes, JSON, dates, validation of header text
     Data structures            MultiDict, Headers (case-insensitive, multi-valued)
     Errors                     HTTPError, abort, redirect, the internal ProtocolError
@@ -80,7 +80,9 @@ access_log = logging.getLogger("pixie_web.access")
 
 # PIXIE_WEB_PURE=1 turns every optional accelerator off; behaviour is identical either way.
 PURE = os.environ.get("PIXIE_WEB_PURE", "") not in ("", "0")
-uvloop = httptools = ujson = orjson = None
+# orjson is deliberately not used: it writes NaN as null, turns big integers into floats
+# and refuses lone surrogates, so responses would differ from the stdlib's. ujson does not.
+uvloop = httptools = ujson = None
 if not PURE:
     try:
         import uvloop
@@ -91,18 +93,13 @@ if not PURE:
     except ImportError:
         httptools = None
     try:
-        import orjson
+        import ujson
     except ImportError:
-        orjson = None
-    if orjson is None:
-        try:
-            import ujson
-        except ImportError:
-            ujson = None
+        ujson = None
 
-#: Names of the accelerators in use, e.g. ``["uvloop", "httptools", "orjson"]``.
+#: Names of the accelerators in use, e.g. ``["uvloop", "httptools", "ujson"]``.
 ACCELERATORS = [name for name, module in
-                (("uvloop", uvloop), ("httptools", httptools), ("orjson", orjson), ("ujson", ujson))
+                (("uvloop", uvloop), ("httptools", httptools), ("ujson", ujson))
                 if module is not None]
 
 
@@ -143,15 +140,7 @@ def _json_dumps_stdlib(data):
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-if orjson is not None:
-    def json_dumps(data):
-        """Serialise ``data`` to compact UTF-8 JSON bytes."""
-        try:
-            return orjson.dumps(data)
-        except TypeError:  # types orjson refuses (e.g. int > 64 bit): keep stdlib behaviour
-            return _json_dumps_stdlib(data)
-    json_loads = orjson.loads
-elif ujson is not None:
+if ujson is not None:
     def json_dumps(data):
         """Serialise ``data`` to compact UTF-8 JSON bytes."""
         try:

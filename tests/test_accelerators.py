@@ -1,0 +1,83 @@
+"""The accelerator switch, and JSON that is byte-identical with and without ujson."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Values where JSON libraries commonly disagree with the standard library.
+CORPUS_PY = r"""[
+    float("nan"), float("inf"), -float("inf"), 2 ** 70, -(2 ** 80), {1: "a", 2: [None]},
+    "é\u2028</script>\\/", 1.0, 1e100, 1e-7, -0.0, 0.1 + 0.2, (1, 2), {"a": None},
+    "\ud800", [[[[]]]], {"nested": {"list": [1, 2.5, "x", True, False]}}, "",
+]"""
+LOADS_CORPUS = [b'{"a":1e400}', b"[NaN]", b'"\\ud800"', b'{"a":1,"a":2}',
+                b"12345678901234567890123", b"[1.5e-10, -0]", b'{"k": "\\u00e9"}',
+                b"[" * 600 + b"]" * 600, b"[,]", b"{'a': 1}", b""]
+
+SCRIPT = r"""
+import json, sys
+import pixie_web
+corpus = %s
+dumped = []
+for value in corpus:
+    try:
+        dumped.append(pixie_web.json_dumps(value).decode("utf-8", "surrogatepass"))
+    except Exception as error:
+        dumped.append("error:" + type(error).__name__)
+loaded = []
+for raw in %r:
+    request = pixie_web.Request("POST", "/", "/", "", "1.1",
+                                [("content-type", "application/json")], raw)
+    try:
+        loaded.append(repr(request.json))
+    except pixie_web.HTTPError as error:
+        loaded.append("http:%%d" %% error.status)
+print(json.dumps({"accelerators": pixie_web.ACCELERATORS, "dumped": dumped, "loaded": loaded}))
+""" % (CORPUS_PY, LOADS_CORPUS)
+
+
+def decoded(text):
+    """A comparable form of one dumped value (repr keeps NaN comparable to NaN)."""
+    if text.startswith("error:"):
+        return text
+    return repr(json.loads(text))
+
+
+def run_probe(pure, block_ujson=False):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PIXIE_WEB_PURE", None)
+    if pure:
+        env["PIXIE_WEB_PURE"] = "1"
+    prefix = "import sys; sys.modules['ujson'] = None\n" if block_ujson else ""
+    result = subprocess.run([sys.executable, "-c", prefix + SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_pure_switch_turns_every_accelerator_off():
+    assert run_probe(pure=True)["accelerators"] == []
+
+
+def test_a_missing_accelerator_falls_back_silently():
+    assert "ujson" not in run_probe(pure=False, block_ujson=True)["accelerators"]
+
+
+def test_json_output_and_parsing_are_identical_with_and_without_ujson():
+    pytest.importorskip("ujson", reason="ujson not installed: accelerated JSON not testable")
+    accelerated = run_probe(pure=False)
+    pure = run_probe(pure=True)
+    assert "ujson" in accelerated["accelerators"]
+    # The same JSON values (and the same errors); only a float's spelling may differ
+    # (ujson writes 1e-7 where the stdlib writes 1e-07).
+    assert [decoded(text) for text in accelerated["dumped"]] == [
+        decoded(text) for text in pure["dumped"]]
+    differing = [(a, b) for a, b in zip(accelerated["dumped"], pure["dumped"]) if a != b]
+    assert differing == [("1e-7", "1e-07")]
+    assert accelerated["loaded"] == pure["loaded"]
+    # and the pure results are the standard library's own
+    assert pure["dumped"][0] == "NaN" and pure["loaded"][-4] == "http:400"
