@@ -53,6 +53,7 @@ import pickle
 import re
 import signal
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -70,6 +71,7 @@ __all__ = [
     "App", "Router", "Route", "RouteType", "ProcessType", "proc_env",
     "Request", "Response", "JSONResponse", "RedirectResponse", "FileResponse", "StreamResponse",
     "HTTPError", "abort", "redirect", "MultiDict", "Headers", "TestClient", "TestResponse",
+    "FileUpload", "MultipartParser", "static_file", "cached_file", "static",
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
     "middleware", "ACCELERATORS", "__version__",
@@ -1576,24 +1578,206 @@ class FileResponse(Response):
     """``FileResponse(path, content_type=None, download=None, headers=None)``.
 
     ``download=True`` asks the browser to save the file under its base name,
-    ``download="name.ext"`` under that name.
+    ``download="name.ext"`` under that name. When sent, it answers conditional requests
+    (``If-None-Match``, ``If-Modified-Since`` → 304) and single ranges (206 / 416) using
+    its ``ETag`` and ``Last-Modified``.
     """
 
     def __init__(self, path, content_type=None, download=None, headers=None, status=200):
         super().__init__(None, status, headers)
         self.path = os.fspath(path)
         if content_type is None:
-            guessed, encoding = mimetypes.guess_type(self.path)
-            content_type = guessed or "application/octet-stream"
-            if content_type.startswith("text/") and "charset" not in content_type:
-                content_type += "; charset=utf-8"
+            content_type = _guess_content_type(self.path)
         self.headers["Content-Type"] = content_type
         if download:
             name = os.path.basename(self.path) if download is True else str(download)
             self.headers["Content-Disposition"] = _content_disposition(name)
+        self._size = None          # bytes to send, known once the file is opened
+        self._offset = 0
+        self._cached = False
 
-    def _open(self):
-        return open(self.path, "rb")
+    def _prepare(self, request):
+        """Open the file and settle status, validators and range for this request."""
+        try:
+            file = open(self.path, "rb")
+        except OSError:
+            self._not_found()
+            return
+        stat = os.fstat(file.fileno())
+        if not _stat_is_file(stat):
+            file.close()
+            self._not_found()
+            return
+        size = stat.st_size
+        etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
+        headers = self.headers
+        headers["ETag"] = etag
+        headers["Last-Modified"] = http_date(stat.st_mtime)
+        if self.status != 200:
+            self.body, self._size = file, size
+            return
+        headers["Accept-Ranges"] = "bytes"
+        if _not_modified(request, etag, stat.st_mtime):
+            file.close()
+            self.status, self.body, self._size = 304, b"", None
+            return
+        start, length = 0, size
+        byte_range = _requested_range(request, etag, stat.st_mtime, size)
+        if byte_range == "unsatisfiable":
+            file.close()
+            self.status, self.body, self._size = 416, b"", None
+            headers["Content-Range"] = f"bytes */{size}"
+            return
+        if byte_range is not None:
+            start, end = byte_range
+            length = end - start + 1
+            self.status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        if self._cached and size <= CACHED_FILE_MAX_SIZE:
+            data = _read_cached_file(self.path, stat.st_ino, stat.st_mtime_ns, size)
+            file.close()
+            self.body, self._size = data[start:start + length], None
+            return
+        self.body, self._offset, self._size = file, start, length
+
+    def _not_found(self):
+        self.status, self.body, self._size = 404, b"404 Not Found\n", None
+        self._headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
+
+
+def _stat_is_file(file_stat):
+    return stat.S_ISREG(file_stat.st_mode)
+
+
+def _guess_content_type(path):
+    guessed, _ = mimetypes.guess_type(path)
+    content_type = guessed or "application/octet-stream"
+    if (content_type.startswith("text/") or content_type in (
+            "application/javascript", "application/json", "image/svg+xml")) \
+            and "charset" not in content_type:
+        content_type += "; charset=utf-8"
+    return content_type
+
+
+def _parse_http_date(value):
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _etag_matches(header, etag):
+    """Weak comparison of an ``If-None-Match`` list with our ETag (``*`` matches all)."""
+    if header.strip() == "*":
+        return True
+    ours = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == ours for candidate in header.split(","))
+
+
+def _not_modified(request, etag, mtime):
+    if request is None:
+        return False
+    if_none_match = request._header("if-none-match")
+    if if_none_match is not None:
+        return _etag_matches(if_none_match, etag)
+    if_modified_since = request._header("if-modified-since")
+    if if_modified_since is not None:
+        since = _parse_http_date(if_modified_since)
+        return since is not None and int(mtime) <= since
+    return False
+
+
+_RANGE_RE = re.compile(r"[ \t]*([0-9]{0,18})-([0-9]{0,18})[ \t]*")
+
+
+def _requested_range(request, etag, mtime, size):
+    """``(first, last)`` of one satisfiable range, ``"unsatisfiable"``, or None for the
+    whole file (no Range, several ranges, a malformed header, or a stale ``If-Range``)."""
+    if request is None:
+        return None
+    header = request._header("range")
+    if header is None or request.method not in ("GET", "HEAD"):
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None         # only one range is served; many ranges get the whole file
+    if_range = request._header("if-range")
+    if if_range is not None:
+        if if_range.startswith(('"', 'W/"')):
+            if if_range != etag:
+                return None
+        elif _parse_http_date(if_range) != float(int(mtime)):
+            return None
+    match = _RANGE_RE.fullmatch(spec)
+    if match is None or match.group(0).strip() == "-":
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first:                       # the last N bytes
+        count = int(last)
+        if count == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - count), size - 1
+    first = int(first)
+    if last and int(last) < first:
+        return None                     # malformed: ignored, the whole file is sent
+    if first >= size:
+        return "unsatisfiable"
+    return first, min(int(last) if last else size - 1, size - 1)
+
+
+CACHED_FILE_MAX_SIZE = 1024 * 1024
+
+
+@functools.lru_cache(maxsize=128)
+def _read_cached_file(path, inode, mtime_ns, size):
+    """File content keyed by identity, change time and size: an edited file is a new key."""
+    with open(path, "rb") as file:
+        return file.read(size)
+
+
+_WINDOWS_DEVICE_RE = re.compile(r"(?i)(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?")
+_UNSAFE_PATH_CHARS_RE = re.compile(r"[\x00-\x1f\x7f\\:]")
+
+
+def _resolve_static_path(filename, root, follow_symlinks=False):
+    """The real path of ``filename`` inside ``root``; HTTPError 400 for forbidden characters,
+    404 for anything missing or outside the root (the same answer, so nothing leaks)."""
+    if _UNSAFE_PATH_CHARS_RE.search(filename):
+        raise HTTPError(400, "invalid character in the file name")
+    parts = filename.split("/")
+    if (not filename or filename.startswith("/")
+            or any(part in ("", ".", "..") or _WINDOWS_DEVICE_RE.fullmatch(part)
+                   for part in parts)):
+        raise HTTPError(404)
+    root_real = os.path.realpath(root)
+    candidate = os.path.join(root_real, *parts)
+    resolved = os.path.abspath(candidate) if follow_symlinks else os.path.realpath(candidate)
+    if os.path.commonpath([root_real, resolved]) != root_real or not os.path.isfile(resolved):
+        raise HTTPError(404)
+    return resolved
+
+
+def static_file(filename, root, mimetype=None, download=False, max_age=None,
+                follow_symlinks=False):
+    """A FileResponse for ``filename`` under ``root``, refusing any path that leaves it.
+
+    Missing files and escape attempts both give 404; a backslash, ``:`` or a control
+    character in the name gives 400. ``max_age`` adds ``Cache-Control: public, max-age=N``.
+    """
+    path = _resolve_static_path(filename, root, follow_symlinks)
+    response = FileResponse(path, content_type=mimetype, download=download or None)
+    if max_age is not None:
+        response.headers["Cache-Control"] = f"public, max-age={int(max_age)}"
+    return response
+
+
+def cached_file(filename, root, mimetype=None, download=False, max_age=None,
+                follow_symlinks=False):
+    """Like static_file, but small files (up to 1 MiB) are served from a bounded in-memory
+    LRU cache keyed by (path, inode, mtime, size), so a changed file is never served stale."""
+    response = static_file(filename, root, mimetype, download, max_age, follow_symlinks)
+    response._cached = True
+    return response
 
 
 def _content_disposition(filename):
@@ -2619,7 +2803,7 @@ class HTTPProtocol(asyncio.Protocol):
         if isinstance(body, (bytes, bytearray, memoryview)):
             if content_type is None and body and not isinstance(response.body, str):
                 lines.append(b"Content-Type: application/octet-stream\r\n")
-            if not no_body or status == 304:
+            if not no_body:
                 lines.append(b"Content-Length: %d\r\n" % len(body))
         else:
             body = None
@@ -2658,7 +2842,7 @@ class HTTPProtocol(asyncio.Protocol):
     async def _write_response_async(self, pending, response):
         request = pending.request
         if isinstance(response, FileResponse):
-            await self._prepare_file(response)
+            response._prepare(request)
         head, body, keep_alive = self._render_head(
             response, request, request.http_version, pending.keep_alive)
         if body is not None or request.method == "HEAD":
@@ -2667,22 +2851,42 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self.transport.write(head)
         self._streaming = True
-        sent = await self._write_stream(response, request,
-                                        chunked=request.http_version == "1.1"
-                                        and getattr(response, "_size", None) is None)
+        if isinstance(response, FileResponse):
+            try:
+                sent = await self._send_file(response)
+            except (ConnectionError, asyncio.CancelledError):
+                sent = 0
+                self._close()
+            finally:
+                response.body.close()
+        else:
+            sent = await self._write_stream(response, request,
+                                            chunked=request.http_version == "1.1")
         if self.server.access_log:
             self.server.log_access(request, response.status, sent)
         if not keep_alive:
             self._close()
 
-    async def _prepare_file(self, response):
-        try:
-            file = response._open()
-            response._size = os.fstat(file.fileno()).st_size
-            response.body = file
-        except OSError:
-            response.status, response.body = 404, b"404 Not Found\n"
-            response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    async def _send_file(self, response):
+        """Send a file body (or its range): sendfile when the transport allows it."""
+        file, offset, count = response.body, response._offset, response._size
+        sent = 0
+        if self.server.use_sendfile and count:
+            try:
+                sent = await self.loop.sendfile(self.transport, file, offset, count)
+                return sent
+            except (NotImplementedError, AttributeError, RuntimeError, TypeError):
+                pass       # this loop/transport has no sendfile: copy through the thread pool
+        file.seek(offset)
+        while sent < count and not self._closed:
+            chunk = await self.loop.run_in_executor(
+                self.server.thread_pool(), file.read, min(_FILE_CHUNK, count - sent))
+            if not chunk:
+                break
+            self.transport.write(chunk)
+            sent += len(chunk)
+            await self._drain()
+        return sent
 
     async def _write_stream(self, response, request, chunked):
         """Send an iterable / async iterable / file body as it is produced."""
@@ -2812,6 +3016,7 @@ class _Server:
         self.connections = set()
         self.shutting_down = False
         self.parse_header_lines = _parse_header_lines
+        self.use_sendfile = scheme == "http"   # not through TLS
         self.pool = None
         self._thread_pool = None
         self._sweep_handle = None
@@ -2992,6 +3197,18 @@ class App(Router):
                 if getattr(component, "name", None) == name:
                     for key, value in values.items():
                         setattr(component, key, value)
+
+    def static(self, prefix, directory, max_age=3600, follow_symlinks=False, cached=False):
+        """Serve the files under ``directory`` at ``prefix/<path>`` (see static_file)."""
+        directory = os.path.abspath(directory)
+        serve_file = cached_file if cached else static_file
+
+        def serve_static(request, path):
+            return serve_file(path, directory, max_age=max_age, follow_symlinks=follow_symlinks)
+
+        self.route(prefix.rstrip("/") + "/<path:path>", RouteType.sync,
+                   name=f"static:{prefix}")(serve_static)
+        return serve_static
 
     def mount(self, prefix, other):
         """Serve every route of ``other`` (an App or Router) under ``prefix``."""
@@ -3597,6 +3814,7 @@ patch = default_app.patch
 delete = default_app.delete
 error = default_app.error
 mount = default_app.mount
+static = default_app.static
 resource = default_app.resource
 url_for = default_app.url_for
 before_request = default_app.before_request
