@@ -41,6 +41,7 @@ import email.utils
 import functools
 import hashlib
 import hmac
+import html
 import importlib
 import inspect
 import io
@@ -72,6 +73,7 @@ __all__ = [
     "Request", "Response", "JSONResponse", "RedirectResponse", "FileResponse", "StreamResponse",
     "HTTPError", "abort", "redirect", "MultiDict", "Headers", "TestClient", "TestResponse",
     "FileUpload", "MultipartParser", "static_file", "cached_file", "static",
+    "template", "view", "SimpleTemplate", "TemplateError", "TEMPLATE_PATH",
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
     "middleware", "ACCELERATORS", "__version__",
@@ -1848,6 +1850,271 @@ def http_error_response(error):
         for name, value in error.headers.items():
             response.headers[name] = value
     return response
+
+
+# ---- Templates ------------------------------------------------------------------------------
+
+#: Directories searched for templates by name, in order.
+TEMPLATE_PATH = ["./views/"]
+
+
+class TemplateError(Exception):
+    """A template that cannot be found, compiled or rendered; names the template and line."""
+
+
+_INLINE_RE = re.compile(r"\{\{(!?)(.*?)\}\}", re.DOTALL)
+_CONTINUATION_KEYWORDS = {"elif", "else", "except", "finally"}
+_STATEMENT_KEYWORD_RE = re.compile(r"[A-Za-z_]+")
+_STRING_LITERAL_RE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*\"""")
+
+
+def _html_escape(value):
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return html.escape(str(value), quote=True)
+
+
+def _raw_text(value):
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _without_comment(code):
+    stripped = _STRING_LITERAL_RE.sub(lambda m: "x" * len(m.group(0)), code)
+    cut = stripped.find("#")
+    return (code[:cut] if cut >= 0 else code).rstrip()
+
+
+def _bracket_balance(code):
+    """Open minus closed brackets outside strings and comments (a statement continues
+    on the next line while this is positive)."""
+    code = _without_comment(_STRING_LITERAL_RE.sub("''", code))
+    return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
+
+
+class _TemplateCompiler:
+    """Translate template source into Python: text becomes ``_emit((...))`` calls, ``%`` lines
+    and ``<% %>`` blocks become statements, indentation comes from ``:`` and ``end``."""
+
+    def __init__(self, source, name):
+        self.name = name
+        self.lines = []          # generated Python lines
+        self.origin = []         # the template line of each generated line
+        self.indent = 0
+        self.pending = ""        # a statement continued on the next line (open bracket)
+        self.pending_line = 0
+        self.translate(source)
+
+    def emit(self, code, line):
+        self.lines.append("    " * self.indent + code)
+        self.origin.append(line)
+
+    def text(self, text, line):
+        if not text:
+            return
+        parts = []
+        position = 0
+        for match in _INLINE_RE.finditer(text):
+            if match.start() > position:
+                parts.append(repr(text[position:match.start()]))
+            expression = match.group(2).strip()
+            if not expression:
+                raise TemplateError(f"{self.name}, line {line}: empty {{{{ }}}} expression")
+            parts.append(("_raw(" if match.group(1) else "_escape(") + expression + ")")
+            position = match.end()
+        if position < len(text):
+            parts.append(repr(text[position:]))
+        self.emit("_emit((" + ", ".join(parts) + ",))", line)
+
+    def code(self, code, line):
+        if self.pending:
+            code = self.pending + "\n" + code
+            line = self.pending_line
+        if _bracket_balance(code) > 0:
+            self.pending, self.pending_line = code, line
+            return
+        self.pending = ""
+        statement = code.strip()
+        bare = _without_comment(statement)
+        if not bare:
+            return
+        keyword_match = _STATEMENT_KEYWORD_RE.match(bare)
+        keyword = keyword_match.group(0) if keyword_match else ""
+        if bare == "end":
+            if self.indent == 0:
+                raise TemplateError(f"{self.name}, line {line}: 'end' without an open block")
+            self.indent -= 1
+            return
+        if keyword in _CONTINUATION_KEYWORDS:
+            if self.indent == 0:
+                raise TemplateError(f"{self.name}, line {line}: '{keyword}' without an open block")
+            self.indent -= 1
+        for offset, physical in enumerate(statement.split("\n")):
+            self.emit(physical.strip() if offset == 0 else "    " + physical.strip(), line + offset)
+        if bare.endswith(":"):
+            self.indent += 1
+
+    def translate(self, source):
+        in_block = False
+        for number, line in enumerate(source.splitlines(keepends=True), 1):
+            if in_block:
+                code, closed, rest = line.partition("%>")
+                self.code(code, number)
+                if closed:
+                    in_block = False
+                    if rest.strip():
+                        self.text(rest, number)
+                continue
+            stripped = line.lstrip()
+            if stripped.startswith("%%"):
+                self.text(line.replace("%%", "%", 1), number)
+            elif stripped.startswith("%"):
+                self.code(stripped[1:], number)
+            elif "<%" in line:
+                before, _, after = line.partition("<%")
+                if before.strip():
+                    self.text(before, number)
+                code, closed, rest = after.partition("%>")
+                self.code(code, number)
+                if closed:
+                    if rest.strip():
+                        self.text(rest, number)
+                else:
+                    in_block = True
+            else:
+                self.text(line, number)
+        if in_block or self.pending:
+            raise TemplateError(f"{self.name}: unclosed code block at the end of the template")
+        if self.indent:
+            raise TemplateError(f"{self.name}: {self.indent} block(s) not closed with '% end'")
+
+
+class SimpleTemplate:
+    """A compiled template. ``SimpleTemplate(source, name).render(**variables)`` → str.
+
+    Template source is code: render only templates you trust.
+    """
+
+    def __init__(self, source, name="<template>", directory=None):
+        self.name = name
+        self.directory = directory
+        compiler = _TemplateCompiler(source, name)
+        self._origin = compiler.origin
+        self._filename = f"<template {name}>"
+        try:
+            self._code = compile("\n".join(compiler.lines) or "pass", self._filename, "exec")
+        except SyntaxError as error:
+            line = self._template_line(error.lineno)
+            raise TemplateError(f"{name}, line {line}: {error.msg}") from None
+
+    def _template_line(self, generated_line):
+        if generated_line and 0 < generated_line <= len(self._origin):
+            return self._origin[generated_line - 1]
+        return "?"
+
+    def render(self, **variables):
+        output = []
+        env = dict(variables)
+        rebase_to = []
+        extra_dirs = [self.directory] if self.directory else []
+
+        def include(name, **kwargs):
+            output.append(_load_template(name, extra_dirs).render(**{**variables, **kwargs}))
+
+        def rebase(name, **kwargs):
+            rebase_to.append((name, kwargs))
+
+        env.update(_emit=output.extend, _escape=_html_escape, _raw=_raw_text, include=include,
+                   rebase=rebase, get=lambda key, default=None: env.get(key, default),
+                   defined=lambda key: key in env,
+                   setdefault=lambda key, value: env.setdefault(key, value))
+        try:
+            exec(self._code, env)
+        except (TemplateError, HTTPError):
+            raise
+        except Exception as error:
+            line = "?"
+            trace = error.__traceback__
+            while trace is not None:
+                if trace.tb_frame.f_code.co_filename == self._filename:
+                    line = self._template_line(trace.tb_lineno)
+                trace = trace.tb_next
+            raise TemplateError(f"{self.name}, line {line}: {type(error).__name__}: {error}") \
+                from error
+        text = "".join(output)
+        if rebase_to:
+            name, kwargs = rebase_to[-1]
+            return _load_template(name, extra_dirs).render(**{**variables, **kwargs, "base": text})
+        return text
+
+
+def _is_template_source(text):
+    return "\n" in text or "{{" in text or re.match(r"\s*%", text) is not None
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_source(source):
+    return SimpleTemplate(source, "<string>")
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_file(path, mtime_ns):
+    """Keyed by modification time: an edited template is recompiled on its next use."""
+    with open(path, encoding="utf-8") as handle:
+        return SimpleTemplate(handle.read(), os.path.basename(path), os.path.dirname(path))
+
+
+def _find_template(name, extra_dirs=()):
+    parts = name.replace("\\", "/").split("/")
+    if not name or "\x00" in name or os.path.isabs(name) or ".." in parts or ":" in name:
+        raise TemplateError(f"invalid template name {name!r}: names are relative and "
+                            "stay inside TEMPLATE_PATH")
+    for directory in list(extra_dirs) + list(TEMPLATE_PATH):
+        root = os.path.realpath(directory)
+        for candidate in (name, name + ".tpl", name + ".html"):
+            path = os.path.realpath(os.path.join(root, candidate))
+            if os.path.commonpath([root, path]) == root and os.path.isfile(path):
+                return path
+    raise TemplateError(f"template {name!r} not found in TEMPLATE_PATH")
+
+
+def _load_template(name_or_source, extra_dirs=()):
+    if _is_template_source(name_or_source):
+        return _compile_source(name_or_source)
+    path = _find_template(name_or_source, extra_dirs)
+    return _compile_file(path, os.stat(path).st_mtime_ns)
+
+
+def template(name_or_source, /, **variables):
+    """Render a template (a name looked up in TEMPLATE_PATH, or source) with ``variables``."""
+    return _load_template(name_or_source).render(**variables)
+
+
+def view(name, **defaults):
+    """Decorator: a handler returning a dict is rendered with the template ``name``; other
+    return values pass through unchanged."""
+    def render(result):
+        if isinstance(result, dict):
+            return template(name, **{**defaults, **result})
+        return result
+
+    def decorator(handler):
+        if _is_coroutine_function(handler):
+            @functools.wraps(handler)
+            async def async_view(*args, **kwargs):
+                return render(await handler(*args, **kwargs))
+            return async_view
+
+        @functools.wraps(handler)
+        def sync_view(*args, **kwargs):
+            return render(handler(*args, **kwargs))
+        return sync_view
+    return decorator
 
 
 # ---- Dispatcher and pool --------------------------------------------------------------------
