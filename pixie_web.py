@@ -1908,6 +1908,7 @@ class _TemplateCompiler:
         self.indent = 0
         self.pending = ""        # a statement continued on the next line (open bracket)
         self.pending_line = 0
+        self.pending_balance = 0
         self.translate(source)
 
     def emit(self, code, line):
@@ -1932,11 +1933,13 @@ class _TemplateCompiler:
         self.emit("_emit((" + ", ".join(parts) + ",))", line)
 
     def code(self, code, line):
+        balance = _bracket_balance(code)      # per physical line: comments end at the line
         if self.pending:
             code = self.pending + "\n" + code
             line = self.pending_line
-        if _bracket_balance(code) > 0:
-            self.pending, self.pending_line = code, line
+            balance += self.pending_balance
+        if balance > 0:
+            self.pending, self.pending_line, self.pending_balance = code, line, balance
             return
         self.pending = ""
         statement = code.strip()
@@ -1955,7 +1958,8 @@ class _TemplateCompiler:
                 raise TemplateError(f"{self.name}, line {line}: '{keyword}' without an open block")
             self.indent -= 1
         for offset, physical in enumerate(statement.split("\n")):
-            self.emit(physical.strip() if offset == 0 else "    " + physical.strip(), line + offset)
+            # continuation lines sit inside brackets, where Python ignores indentation
+            self.emit(physical.strip(), line + offset)
         if bare.endswith(":"):
             self.indent += 1
 
