@@ -52,6 +52,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import secrets
 import signal
 import socket
 import stat
@@ -74,6 +75,7 @@ __all__ = [
     "HTTPError", "abort", "redirect", "MultiDict", "Headers", "TestClient", "TestResponse",
     "FileUpload", "MultipartParser", "static_file", "cached_file", "static",
     "template", "view", "SimpleTemplate", "TemplateError", "TEMPLATE_PATH",
+    "Sessions", "Session", "CookieStore", "MemoryStore", "FileStore", "SQLiteStore",
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
     "middleware", "ACCELERATORS", "__version__",
@@ -1173,7 +1175,8 @@ class Request:
 
     __slots__ = ("method", "raw_path", "path", "query_string", "http_version", "_header_pairs",
                  "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
-                 "_query", "_cookies", "_form", "_json", "_stream", "_host", "session",
+                 "_query", "_cookies", "_form", "_json", "_stream", "_host", "_session",
+                 "_session_loader",
                  "limits", "_files", "_routing_outcome", "started", "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
@@ -1194,7 +1197,8 @@ class Request:
         self.path_params = {}
         self._state = self._query = self._cookies = self._form = self._json = None
         self._stream = None
-        self.session = None
+        self._session = None
+        self._session_loader = None
         self._routing_outcome = None
         self.started = 0.0
         self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
@@ -1291,6 +1295,13 @@ class Request:
             return default if decoded is _INVALID else decoded
         return value
 
+    @property
+    def session(self):
+        """The session dict (when a Sessions component is installed), loaded on first use."""
+        if self._session is None and self._session_loader is not None:
+            self._session = self._session_loader(self)
+        return self._session
+
     # -- body --
     @property
     def body(self):
@@ -1380,15 +1391,17 @@ class Request:
     def _snapshot(self):
         return (self.method, self.raw_path, self.path, self.query_string, self.http_version,
                 self._header_pairs, self._body, self.remote_addr, self.scheme, self._host,
-                tuple(self.limits))
+                tuple(self.limits), None if self.session is None else dict(self.session))
 
     @classmethod
     def _from_snapshot(cls, snapshot):
         (method, raw_path, path, query_string, http_version, header_pairs, body, remote_addr,
-         scheme, host, limits) = snapshot
+         scheme, host, limits, session) = snapshot
         request = cls(method, raw_path, path, query_string, http_version, header_pairs, body,
                       remote_addr, scheme, host)
         request.limits = _ParsingLimits(*limits)
+        if session is not None:   # a copy: changes made in a pool worker are not saved
+            request._session = session
         return request
 
 
@@ -2119,6 +2132,235 @@ def view(name, **defaults):
             return render(handler(*args, **kwargs))
         return sync_view
     return decorator
+
+
+# ---- Sessions -------------------------------------------------------------------------------
+
+class Session(dict):
+    """The session of one request: a dict that knows whether it was changed."""
+
+    def __init__(self, data=(), session_id=None):
+        super().__init__(data)
+        self.id = session_id
+        self.modified = False
+        self.rotated = False
+
+    def rotate(self):
+        """Give the session a new id (keeping its data), e.g. after a login."""
+        self.rotated = True
+        self.modified = True
+
+
+def _marks_modified(name):
+    method = getattr(dict, name)
+
+    def changing(self, *args, **kwargs):
+        self.modified = True
+        return method(self, *args, **kwargs)
+    changing.__name__ = name
+    return changing
+
+
+for _name in ("__setitem__", "__delitem__", "clear", "pop", "popitem", "setdefault", "update"):
+    setattr(Session, _name, _marks_modified(_name))
+del _name
+
+
+class CookieStore:
+    """The default store: the session data itself travels in the signed cookie (max ~4 KB)."""
+
+    in_cookie = True
+
+
+class MemoryStore:
+    """Sessions in this process's memory (lost on restart; one process only)."""
+
+    in_cookie = False
+
+    def __init__(self):
+        self._data = {}
+        self._lock = threading.Lock()
+
+    def load(self, session_id):
+        with self._lock:
+            item = self._data.get(session_id)
+        if item is None or item[0] < time.time():
+            return None
+        return json.loads(item[1])
+
+    def save(self, session_id, data, max_age):
+        with self._lock:
+            self._data[session_id] = (time.time() + max_age, json.dumps(data))
+
+    def delete(self, session_id):
+        with self._lock:
+            self._data.pop(session_id, None)
+
+    def purge_expired(self):
+        now = time.time()
+        with self._lock:
+            for session_id in [key for key, (expires, _) in self._data.items() if expires < now]:
+                del self._data[session_id]
+
+
+class FileStore:
+    """One JSON file per session in ``directory`` (file names are hashes of the ids)."""
+
+    in_cookie = False
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+
+    def _path(self, session_id):
+        digest = hashlib.sha256(session_id.encode()).hexdigest()
+        return os.path.join(self.directory, digest + ".json")
+
+    def load(self, session_id):
+        try:
+            with open(self._path(session_id), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if record.get("expires", 0) < time.time():
+            self.delete(session_id)
+            return None
+        return record.get("data")
+
+    def save(self, session_id, data, max_age):
+        path = self._path(session_id)
+        temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump({"expires": time.time() + max_age, "data": data}, handle)
+        os.replace(temporary, path)     # atomic: readers see the old or the new file
+
+    def delete(self, session_id):
+        try:
+            os.unlink(self._path(session_id))
+        except FileNotFoundError:
+            pass
+
+    def purge_expired(self):
+        now = time.time()
+        for entry in os.scandir(self.directory):
+            if not entry.name.endswith(".json"):
+                continue
+            try:
+                with open(entry.path, encoding="utf-8") as handle:
+                    expired = json.load(handle).get("expires", 0) < now
+            except (OSError, ValueError):
+                expired = True
+            if expired:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+
+
+class SQLiteStore:
+    """Sessions in an SQLite database (stdlib ``sqlite3``, WAL mode: several server
+    processes can share the file)."""
+
+    in_cookie = False
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._local = threading.local()
+        self._connection()    # create the table now, not during the first request
+
+    def _connection(self):
+        import sqlite3
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("CREATE TABLE IF NOT EXISTS pixie_sessions "
+                               "(id TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)")
+            self._local.connection = connection
+        return connection
+
+    def load(self, session_id):
+        row = self._connection().execute(
+            "SELECT data FROM pixie_sessions WHERE id = ? AND expires >= ?",
+            (session_id, time.time())).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save(self, session_id, data, max_age):
+        self._connection().execute(
+            "INSERT OR REPLACE INTO pixie_sessions (id, data, expires) VALUES (?, ?, ?)",
+            (session_id, json.dumps(data), time.time() + max_age))
+
+    def delete(self, session_id):
+        self._connection().execute("DELETE FROM pixie_sessions WHERE id = ?", (session_id,))
+
+    def purge_expired(self):
+        self._connection().execute("DELETE FROM pixie_sessions WHERE expires < ?", (time.time(),))
+
+
+def _add_vary(response, field):
+    current = response.headers.get("Vary", "")
+    if field.lower() not in [item.strip().lower() for item in current.split(",")]:
+        response.headers["Vary"] = f"{current}, {field}" if current else field
+
+
+class Sessions:
+    """Component: ``app.install(Sessions(secret, store=SQLiteStore("s.db")))`` gives every
+    request a ``request.session`` dict, saved when modified.
+
+    The cookie is signed (HMAC-SHA256); with a server-side store it holds only a random id
+    (``secrets.token_urlsafe(32)``). Responses of requests that used the session get
+    ``Vary: Cookie``. A store is any object with ``load(id)``, ``save(id, data, max_age)``,
+    ``delete(id)`` and ``purge_expired()``.
+    """
+
+    name = "sessions"
+
+    def __init__(self, secret, store=None, cookie_name="pixie_session", max_age=14 * 24 * 3600,
+                 secure=False, samesite="Lax", path="/", httponly=True):
+        if not secret:
+            raise ValueError("Sessions needs a secret key (keep it out of version control)")
+        self.secret = secret
+        self.store = store if store is not None else CookieStore()
+        self.cookie_name = cookie_name
+        self.max_age = max_age
+        self.secure = secure
+        self.samesite = samesite
+        self.path = path
+        self.httponly = httponly
+
+    def _load(self, request):
+        value = request.get_cookie(self.cookie_name, secret=self.secret)
+        if self.store.in_cookie:
+            return Session(value if isinstance(value, dict) else {})
+        if isinstance(value, str):
+            data = self.store.load(value)
+            if isinstance(data, dict):
+                return Session(data, value)
+        return Session()
+
+    def _save(self, session, response):
+        cookie_value = dict(session)
+        if not self.store.in_cookie:
+            if session.id is not None and session.rotated:
+                self.store.delete(session.id)
+                session.id = None
+            if session.id is None:
+                session.id = secrets.token_urlsafe(32)
+            self.store.save(session.id, dict(session), self.max_age)
+            cookie_value = session.id
+        response.set_cookie(self.cookie_name, cookie_value, max_age=self.max_age,
+                            path=self.path, secure=self.secure, httponly=self.httponly,
+                            samesite=self.samesite, secret=self.secret)
+
+    async def middleware(self, request, call_next):
+        request._session_loader = self._load
+        response = await call_next(request)
+        session = request._session
+        if isinstance(session, Session):
+            _add_vary(response, "Cookie")
+            if session.modified:
+                self._save(session, response)
+        return response
 
 
 # ---- Dispatcher and pool --------------------------------------------------------------------
