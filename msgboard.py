@@ -26,8 +26,7 @@ from contextlib import closing
 from dataclasses import dataclass
 
 import pixie_web
-from pixie_web import (App, HTTPError, RedirectResponse, Response, RouteType, Sessions,
-                       SQLiteStore, template)
+from pixie_web import App, RedirectResponse, Response, RouteType, Sessions, SQLiteStore, template
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VIEWS_DIR = os.path.join(HERE, "msgboard", "views")
@@ -118,15 +117,15 @@ class Board:
                 (name, message, image, time.time()))
             return cursor.lastrowid
 
-    def latest(self, limit=POSTS_PER_PAGE, before=None):
-        """Newest first; with ``before``, only posts older than that id."""
+    def latest(self, limit=None, before=None):
+        """Newest first (POSTS_PER_PAGE of them); with ``before``, only posts older than that id."""
         query = "SELECT id, name, message, image, created FROM posts"
         arguments = []
         if before is not None:
             query += " WHERE id < ?"
             arguments.append(before)
         query += " ORDER BY id DESC LIMIT ?"
-        arguments.append(limit)
+        arguments.append(limit or POSTS_PER_PAGE)
         with closing(self._connect()) as connection:
             return [Post(**dict(row)) for row in connection.execute(query, arguments)]
 
@@ -171,7 +170,11 @@ def load_or_create_secret(db_path):
 
 def render(name, **variables):
     """template() with the board's views directory first on the lookup path."""
+    # Includes and rebases are found beside the including template; only the first
+    # lookup needs the board's directory on the shared path, first so it wins.
     if pixie_web.TEMPLATE_PATH[:1] != [VIEWS_DIR]:
+        while VIEWS_DIR in pixie_web.TEMPLATE_PATH:
+            pixie_web.TEMPLATE_PATH.remove(VIEWS_DIR)
         pixie_web.TEMPLATE_PATH.insert(0, VIEWS_DIR)
     return template(name, **variables)
 
@@ -230,7 +233,7 @@ def create_app(db_path, uploads_dir, secret=None):
         flash = session.pop("flash", None)
         html = render(
             "board", posts=posts, new_ids=new_ids, own_ids=own, errors=list(errors),
-            form=form or {}, name=name, edit_name=edit_name or not name, flash=flash,
+            form=form or {}, user_name=name, edit_name=edit_name or not name, flash=flash,
             csrf_token=csrf_token(session), max_message=MAX_MESSAGE_LENGTH,
             max_name=MAX_NAME_LENGTH, older=posts[-1].id if posts and board.has_older(
                 posts[-1].id) else None, before=before)
@@ -254,7 +257,12 @@ def create_app(db_path, uploads_dir, secret=None):
         if not csrf_valid(session, form.get("csrf_token")):
             return board_page(request, 403, ["Your form has expired. Please try again."],
                               {"name": form.get("name", ""), "message": form.get("message", "")})
-        name = " ".join((form.get("name") or session.get("name") or "").split())
+        # A name field in the form (first post, or "change name") wins, even when emptied;
+        # otherwise the name remembered in the session is used.
+        if "name" in form:
+            name = " ".join(form.get("name", "").split())
+        else:
+            name = session.get("name", "")
         message = (form.get("message") or "").replace("\r\n", "\n").strip()
         errors = []
         if len(name) > MAX_NAME_LENGTH:
@@ -279,7 +287,7 @@ def create_app(db_path, uploads_dir, secret=None):
                     errors.append("The image must be a PNG, JPEG, GIF or WebP file.")
         if errors:
             return board_page(request, 400, errors, {"name": name, "message": message},
-                              edit_name=bool(form.get("name")))
+                              edit_name="name" in form)
         image_name = None
         if upload is not None:
             image_name = secrets.token_hex(16) + extension
@@ -287,9 +295,16 @@ def create_app(db_path, uploads_dir, secret=None):
         post_id = board.add(name or DEFAULT_NAME, message, image_name)
         if name:
             session["name"] = name
+        else:
+            session.pop("name", None)
         session["own_posts"] = (session.get("own_posts", []) + [post_id])[-REMEMBERED_OWN_POSTS:]
         session["flash"] = "Your message has been posted."
         return RedirectResponse(f"/#post-{post_id}", 303)
+
+    @app.get("/posts")
+    def posts_page(request):
+        """Someone reloading the URL of a rejected form gets the board, not a 405."""
+        return RedirectResponse("/", 303)
 
     @app.error(413)
     def too_large(request, error):

@@ -836,6 +836,14 @@ def _multipart_boundary(options):
     return boundary.encode("latin-1")
 
 
+def _utf8_or_latin1(value):
+    """Browsers send part headers (file names) as raw UTF-8; read them so when possible."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def _parse_disposition(value):
     """``form-data; name="a"; filename="b.txt"`` → ``("form-data", {"name": "a", ...})``."""
     kind, _, rest = value.partition(";")
@@ -843,7 +851,8 @@ def _parse_disposition(value):
     for match in _PARAM_RE.finditer(";" + rest):
         key, raw = match.group(1).lower(), match.group(2).strip(" \t")
         if raw.startswith('"'):
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+            # Browsers escape nothing but '"' (WHATWG): a backslash is a literal character.
+            raw = raw[1:-1].replace('\\"', '"')
         params[key] = raw
     if "filename*" in params:        # RFC 5987: charset'lang'percent-encoded
         charset, _, encoded = params.pop("filename*").partition("'")
@@ -944,6 +953,8 @@ class MultipartParser:
                 raise HTTPError(400, "multipart preamble too long")
             del self._buffer[:drop]
             return False
+        if self._preamble_seen + index > _MAX_PREAMBLE:
+            raise HTTPError(400, "multipart preamble too long")
         del self._buffer[:index + len(self.delimiter)]
         self._state = "after_delimiter"
         return True
@@ -988,7 +999,7 @@ class MultipartParser:
             if _CTL_BYTES_RE.search(raw.replace(b"\r\n", b"")):
                 raise ValueError("control character")
             for name, value in _parse_header_lines_pure(lines):
-                headers.add(name, value)
+                headers.add(name, _utf8_or_latin1(value))
         except (ProtocolError, ValueError):
             raise HTTPError(400, "malformed multipart part headers") from None
         kind, params = _parse_disposition(headers.get("Content-Disposition", ""))

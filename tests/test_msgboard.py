@@ -3,6 +3,8 @@
 
 Each test gets its own database, uploads directory and secret in tmp_path.
 """
+import base64
+import json
 import os
 import re
 import sqlite3
@@ -11,6 +13,7 @@ import pytest
 import requests
 
 import msgboard
+import pixie_web
 from pixie_web import TestClient
 from tests.browser_tools import MsgboardServer, csrf_token_of, make_png
 
@@ -34,9 +37,11 @@ def fresh_token(client):
     return csrf_token_of(page.text)
 
 
-def post(client, message, name="", files=None, token=None, **extra):
-    data = {"csrf_token": fresh_token(client) if token is None else token,
-            "name": name, "message": message, **extra}
+def post(client, message, name=None, files=None, token=None):
+    """Submit the form; ``name=None`` leaves the name field out (as when "Posting as" shows)."""
+    data = {"csrf_token": fresh_token(client) if token is None else token, "message": message}
+    if name is not None:
+        data["name"] = name
     return client.post("/posts", data=data, files=files)
 
 
@@ -115,6 +120,24 @@ def test_post_survives_a_new_app_on_the_same_database(tmp_path):
 def test_empty_name_is_stored_as_anonymous(client, board_app):
     assert post(client, "hi", name="   ").status == 303
     assert stored_posts(board_app)[0].name == "Anonymous"
+
+
+def test_get_on_the_form_url_redirects_to_the_board(client):
+    response = client.get("/posts")
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
+
+
+def test_older_posts_are_paginated(client, monkeypatch):
+    monkeypatch.setattr(msgboard, "POSTS_PER_PAGE", 2)
+    for text in ("one", "two", "three"):
+        assert post(client, text).status == 303
+    page = client.get("/").text
+    assert messages_on_page(page) == ["three", "two"]
+    older = re.search(r'href="(/\?before=\d+)"', page).group(1)
+    older_page = client.get(older).text
+    assert messages_on_page(older_page) == ["one"]
+    assert "Older messages →" not in older_page
 
 
 # ---- validation ------------------------------------------------------------------------------
@@ -242,6 +265,15 @@ def test_non_image_upload_is_rejected(client, board_app, tmp_path):
     assert os.listdir(board_app.uploads_dir) == []
 
 
+def test_body_over_the_limit_gets_the_friendly_413_page(client, board_app):
+    huge = make_png(1, 1) + b"\x00" * msgboard.MAX_BODY_BYTES
+    response = post(client, "way too big", files={"image": ("huge.png", huge, "image/png")})
+    assert response.status == 413
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "That upload is too large" in response.text
+    assert stored_posts(board_app) == []
+
+
 def test_too_large_image_is_rejected(client, board_app):
     big = make_png(1, 1)
     big += b"\x00" * (msgboard.MAX_IMAGE_BYTES + 1 - len(big))
@@ -283,6 +315,10 @@ def test_name_remembered_in_session_with_change_link(client, board_app):
     assert 'id="name"' in change and 'value="Grace"' in change
     assert post(client, "renamed", name="Hopper").status == 303
     assert "<strong class=\"current-name\">Hopper</strong>" in client.get("/").text
+    # emptying the name field forgets the name: anonymous again, and the field is back
+    assert post(client, "no name now", name="").status == 303
+    assert stored_posts(board_app)[0].name == "Anonymous"
+    assert 'id="name"' in client.get("/").text
 
 
 def test_session_is_server_side_and_name_not_in_cookie(client):
@@ -307,11 +343,25 @@ def test_new_posts_from_others_are_highlighted(board_app):
 
 
 def test_own_posts_are_not_highlighted_as_new(client):
-    client.get("/")
+    assert post(client, "earlier").status == 303
+    client.get("/")                                   # the seen cookie now holds "earlier"
+    assert "msgboard_seen" in client.cookies
     assert post(client, "mine").status == 303
     page = client.get("/").text
     assert "is-new" not in page
-    assert "badge-own" in page
+    assert page.count("badge-own") == 2
+
+
+def _forge_seen_cookie(signed, new_value):
+    """Swap the JSON payload of a ``v1.<payload>.<signature>`` cookie, keeping the signature."""
+    version, payload, signature = signed.strip('"').split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if isinstance(data, list):          # [value, expiry]
+        data[0] = new_value
+    else:
+        data = new_value
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    return ".".join((version, forged, signature))
 
 
 def test_tampered_seen_cookie_is_ignored(board_app):
@@ -319,11 +369,17 @@ def test_tampered_seen_cookie_is_ignored(board_app):
         post(writer, "one")
         reader.get("/")
         signed = reader.cookies["msgboard_seen"]
-        # forge "last seen = 0" so that everything would look new, keeping the old signature
-        forged = re.sub(r"^(\"?v1\.)[^.]+", r"\g<1>MA", signed)
+        # claim "last seen = 0" so that everything would look new, keeping the old signature
+        forged = _forge_seen_cookie(signed, 0)
         assert forged != signed
         page = reader.get("/", cookies={"msgboard_seen": forged}).text
         assert "is-new" not in page
+        # control: a validly signed "last seen = 0" does highlight the post
+        reader.cookies.pop("msgboard_seen")
+        valid = pixie_web.Response()
+        valid.set_cookie("msgboard_seen", 0, secret=SECRET)
+        cookie = valid.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+        assert "is-new" in reader.get("/", cookies={"msgboard_seen": cookie}).text
 
 
 # ---- the real server -------------------------------------------------------------------------

@@ -8,9 +8,10 @@ import os
 import shutil
 
 import pytest
+import requests
 
-from tests.browser_tools import (MsgboardServer, browser_unavailable_reason, launch_chromium,
-                                 make_png)
+from tests.browser_tools import (MsgboardServer, browser_unavailable_reason, csrf_token_of,
+                                 launch_chromium, make_png)
 
 _REASON = browser_unavailable_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=str(_REASON))
@@ -47,6 +48,8 @@ def page(browser_context):
     page.on("console", lambda message: message.type == "error"
             and page.problems.append(message.text))
     page.on("pageerror", lambda error: page.problems.append(str(error)))
+    page.on("response", lambda response: response.status >= 400
+            and page.problems.append(f"{response.status} for {response.url}"))
     yield page
     page.close()
 
@@ -93,10 +96,32 @@ def test_session_remembers_name_and_change_link_works(server, page):
     assert page.locator("article.post .author").first.inner_text() == "Lovelace"
 
 
+def post_as_other_visitor(server, name, message):
+    """Another visitor posts with requests (their own session and CSRF token)."""
+    with requests.Session() as other:
+        token = csrf_token_of(other.get(server.url + "/", timeout=5).text)
+        response = other.post(server.url + "/posts", timeout=5, allow_redirects=False,
+                              data={"csrf_token": token, "name": name, "message": message})
+        assert response.status_code == 303
+
+
+def test_new_post_from_another_visitor_is_highlighted(server, page):
+    page.goto(server.url + "/")              # the signed cookie now remembers the newest post
+    post_as_other_visitor(server, "Grace", "Posted while you were away")
+    page.reload()
+    fresh = page.locator("article.post", has_text="Posted while you were away")
+    assert "is-new" in fresh.get_attribute("class")
+    assert fresh.locator(".badge-new").inner_text().lower() == "new"
+    page.reload()                            # seen now
+    assert page.locator("article.post.is-new").count() == 0
+    assert page.problems == []
+
+
 def test_image_upload_renders_and_screenshot(server, page, tmp_path):
-    image_path = tmp_path / "dot.png"
-    image_path.write_bytes(make_png(48, 32, (240, 120, 40)))
+    image_path = tmp_path / "rectangle.png"
+    image_path.write_bytes(make_png(240, 120, (240, 120, 40)))
     page.goto(server.url + "/")
+    post_as_other_visitor(server, "Grace", "Hello Ada! Nice board.\nLooking forward to the pictures.")
     page.fill("#name", "Ada")
     submit(page, "A picture of an orange rectangle.\nSecond line stays on its own line.",
            image=str(image_path))
@@ -104,7 +129,9 @@ def test_image_upload_renders_and_screenshot(server, page, tmp_path):
     image.wait_for()
     image.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
-    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [48, 32]
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [240, 120]
+    # the other visitor's post, made since this page was loaded, is highlighted as new
+    assert page.locator("article.post.is-new", has_text="Hello Ada!").count() == 1
     message = page.locator("article.post .message").first.inner_text()
     assert message.splitlines() == ["A picture of an orange rectangle.",
                                     "Second line stays on its own line."]

@@ -14,16 +14,14 @@
         <input type="hidden" name="csrf_token" value="{{ csrf_token }}">
 % if edit_name:
         <label for="name">Your name <span class="hint">(optional, up to {{ max_name }} characters)</span></label>
-        <input id="name" name="name" type="text" maxlength="{{ max_name }}" autocomplete="nickname" placeholder="Anonymous" value="{{ form.get('name') or name or '' }}">
+        <input id="name" name="name" type="text" maxlength="{{ max_name }}" autocomplete="nickname" placeholder="Anonymous" value="{{ form.get('name') or user_name or '' }}">
 % else:
-        <p class="posting-as">Posting as <strong class="current-name">{{ name }}</strong> · <a href="/?change_name=1" class="change-name">change name</a></p>
+        <p class="posting-as">Posting as <strong class="current-name">{{ user_name }}</strong> · <a href="/?change_name=1" class="change-name">change name</a></p>
 % end
         <label for="message">Message</label>
         <textarea id="message" name="message" rows="4" required maxlength="{{ max_message }}" data-counter="message-count" placeholder="What's on your mind?">{{ form.get('message', '') }}</textarea>
-        <div class="form-row">
-          <label class="file-label" for="image">Image <span class="hint">(optional: PNG, JPEG, GIF or WebP, up to 2 MB)</span></label>
-          <span id="message-count" class="counter" aria-live="polite"></span>
-        </div>
+        <span id="message-count" class="counter" aria-live="polite"></span>
+        <label class="file-label" for="image">Image <span class="hint">(optional: PNG, JPEG, GIF or WebP, up to 2 MB)</span></label>
         <input id="image" name="image" type="file" accept="image/png,image/jpeg,image/gif,image/webp">
         <button type="submit">Post message</button>
       </form>

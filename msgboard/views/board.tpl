@@ -2,7 +2,7 @@
 % if flash:
     <p class="flash" role="status">{{ flash }}</p>
 % end
-% include("_form", errors=errors, form=form, name=name, edit_name=edit_name, csrf_token=csrf_token, max_message=max_message, max_name=max_name)
+% include("_form", errors=errors, form=form, user_name=user_name, edit_name=edit_name, csrf_token=csrf_token, max_message=max_message, max_name=max_name)
     <section class="posts" aria-labelledby="posts-heading">
       <h2 id="posts-heading">{{ "Older messages" if before else "Latest messages" }}</h2>
 % if not posts:

@@ -188,14 +188,17 @@ def session_pool_write(request):
     return {"seen": seen, "write_error": None, "proc_type": proc_env.proc_type.name}
 
 
-def add_session_routes(target):
+def add_session_routes(target, with_pool_route=False):
+    """Register the session routes on ``target``; the pool route only when asked (it makes the
+    app start a process pool)."""
     target.get("/session/set")(session_set)
     target.get("/session/get")(session_get)
     target.get("/session/flags")(session_flags)
     target.get("/session/noop")(session_noop)
     target.get("/session/rotate")(session_rotate)
     target.get("/session/clear")(session_clear)
-    target.route("/session/pool-write", RouteType.pool)(session_pool_write)
+    if with_pool_route:
+        target.route("/session/pool-write", RouteType.pool)(session_pool_write)
     return target
 
 
