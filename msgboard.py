@@ -239,8 +239,9 @@ def create_app(db_path, uploads_dir, secret=None):
                 posts[-1].id) else None, before=before)
         response = Response(html, status, content_type="text/html; charset=utf-8")
         newest = board.latest(limit=1)
-        if newest and before is None and (last_seen is None or newest[0].id > last_seen):
-            response.set_cookie(SEEN_COOKIE, newest[0].id, max_age=SEEN_COOKIE_MAX_AGE,
+        newest_id = newest[0].id if newest else 0     # 0: an empty board was seen
+        if before is None and (last_seen is None or newest_id > last_seen):
+            response.set_cookie(SEEN_COOKIE, newest_id, max_age=SEEN_COOKIE_MAX_AGE,
                                 secret=secret)
         return response
 

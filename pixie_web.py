@@ -426,6 +426,24 @@ class ProtocolError(Exception):
         self.message = message
 
 
+
+def _parse_header_lines_pure(block):
+    """A header block (bytes, lines joined by CRLF, no final CRLF) → ``[(lower name, value)]``.
+
+    Raises ProtocolError for a line that is not ``token ":" value``.
+    """
+    pairs = []
+    if not block:
+        return pairs
+    token = _TOKEN_RE.fullmatch
+    for line in block.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or not token(name):
+            raise ProtocolError(400, "invalid header line")
+        pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
+    return pairs
+
+
 # ---- Routing --------------------------------------------------------------------------------
 
 class RouteType(Enum):
@@ -998,7 +1016,7 @@ class MultipartParser:
         try:
             if _CTL_BYTES_RE.search(raw.replace(b"\r\n", b"")):
                 raise ValueError("control character")
-            for name, value in _parse_header_lines_pure(lines):
+            for name, value in _parse_header_lines_pure(raw):
                 headers.add(name, _utf8_or_latin1(value))
         except (ProtocolError, ValueError):
             raise HTTPError(400, "malformed multipart part headers") from None
@@ -2709,49 +2727,54 @@ _MAX_CHUNK_LINE = 4096
 _FORBIDDEN_TRAILERS = frozenset({"content-length", "transfer-encoding", "host"})
 _CANONICAL_REQUEST_LINE = b"GET / HTTP/1.1\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_TEXT_HTML_LINE = b"Content-Type: text/html; charset=utf-8\r\n"
+_JSON_LINE = b"Content-Type: application/json\r\n"
+_OCTET_STREAM_LINE = b"Content-Type: application/octet-stream\r\n"
+_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
 
 
-def _parse_header_lines_pure(lines):
-    """Header lines (bytes, no CRLF) → ``[(lower-case name, value)]``; ProtocolError if bad."""
-    pairs = []
-    token = _TOKEN_RE.fullmatch
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not token(name):
+class _HeaderCollector:
+    """llhttp callbacks: collect header pairs, with the same token check as the pure path."""
+
+    __slots__ = ("pairs",)
+
+    def __init__(self):
+        self.pairs = []
+
+    def on_header(self, name, value):
+        if not _TOKEN_RE.fullmatch(name):
             raise ProtocolError(400, "invalid header line")
-        pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
-    return pairs
+        self.pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
 
 
-def _parse_header_lines_httptools(lines):
+def _parse_header_lines_httptools(block):
     """The same as the pure parser, with llhttp splitting the lines.
 
-    llhttp only sees the header lines (behind a fixed request line); the token check is
-    repeated on its output so both paths accept and refuse exactly the same inputs.
+    llhttp only sees the header block (behind a fixed request line); the token check is
+    repeated on its output, and anything llhttp refuses is re-parsed by the pure parser
+    for the error, so both paths accept and refuse exactly the same inputs.
     """
-    pairs = []
-    token = _TOKEN_RE.fullmatch
-
-    class Collector:
-        @staticmethod
-        def on_header(name, value):
-            if not token(name):
-                raise ProtocolError(400, "invalid header line")
-            pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
-
-    parser = httptools.HttpRequestParser(Collector)
-    try:
+    if not block:
+        return []
+    if b" \r\n" in block or b"\t\r\n" in block or block.endswith((b" ", b"\t")):
         # Trailing whitespace is legal OWS that llhttp refuses in some fields; values are
         # stripped anyway, so it is stripped first.
-        parser.feed_data(_CANONICAL_REQUEST_LINE
-                         + b"".join([line.rstrip(b" \t") + b"\r\n" for line in lines]) + b"\r\n")
+        block = b"\r\n".join(line.rstrip(b" \t") for line in block.split(b"\r\n"))
+    collector = _HeaderCollector()
+    parser = httptools.HttpRequestParser(collector)
+    try:
+        parser.feed_data(_CANONICAL_REQUEST_LINE + block + b"\r\n\r\n")
     except httptools.HttpParserUpgrade:
         pass
-    except httptools.HttpParserError:
+    except httptools.HttpParserError as error:
+        if isinstance(error.__context__, ProtocolError):
+            raise error.__context__ from None
         raise _RefusedByLLHTTP() from None
-    if len(pairs) != len(lines):   # llhttp merged or skipped a line: refuse, as the pure path
-        raise _RefusedByLLHTTP()
-    return pairs
+    if len(collector.pairs) != block.count(b"\r\n") + 1:
+        raise _RefusedByLLHTTP()   # llhttp merged or skipped a line: refuse, as the pure path
+    return collector.pairs
 
 
 class _RefusedByLLHTTP(Exception):
@@ -2776,10 +2799,10 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     """
     if _HEAD_CTL_RE.search(head):
         raise ProtocolError(400, "control character in the request head")
-    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+    line_feeds = head.count(b"\n")
+    if line_feeds != head.count(b"\r\n") or head.count(b"\r") != line_feeds:
         raise ProtocolError(400, "lines must end with CRLF")
-    lines = head.split(b"\r\n")
-    request_line = lines[0]
+    request_line, _, block = head.partition(b"\r\n")
     if len(request_line) > max_request_line:
         raise ProtocolError(414)
     match = _REQUEST_LINE_RE.fullmatch(request_line)
@@ -2788,17 +2811,17 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     method, target, major, minor = match.groups()
     if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
         raise ProtocolError(505)
-    if len(lines) - 1 > max_header_count:
+    if block and line_feeds > max_header_count:
         raise ProtocolError(431, "too many header fields")
     result = _Head()
     result.method = method.decode("ascii")
     result.raw_target = target
     result.http_version = "1.1" if minor == b"1" else "1.0"
     try:
-        pairs = (parse_lines or _parse_header_lines)(lines[1:])
+        pairs = (parse_lines or _parse_header_lines)(block)
     except _RefusedByLLHTTP:
         # Same error message as the pure path; if only llhttp objects, the stricter wins.
-        pairs = _parse_header_lines_pure(lines[1:])
+        pairs = _parse_header_lines_pure(block)
         _check_framing(result, pairs)
         raise ProtocolError(400, "invalid header section") from None
     result.header_pairs = pairs
@@ -3192,7 +3215,7 @@ class HTTPProtocol(asyncio.Protocol):
             raise ProtocolError(431, "trailer section too large")
         if _HEAD_CTL_RE.search(line) or b"\r" in line or b"\n" in line:
             raise ProtocolError(400, "control character in a trailer")
-        [(name, _)] = _parse_header_lines_pure([line])
+        [(name, _)] = _parse_header_lines_pure(line)
         if name in _FORBIDDEN_TRAILERS:
             raise ProtocolError(400, f"{name} is not allowed in trailers")
 
@@ -3257,6 +3280,9 @@ class HTTPProtocol(asyncio.Protocol):
                 self._write_error_and_close(pending)
                 return
             response, error = self.app._respond_now(pending)
+            if type(response) is tuple:
+                self._write_plain(pending, response)      # fastest path: 200 + bytes
+                continue
             if response is not None and _is_simple(response):
                 self._write_response(pending, response)   # fast path: no task, no await
                 continue
@@ -3345,6 +3371,18 @@ class HTTPProtocol(asyncio.Protocol):
             lines.append(b"Connection: keep-alive\r\n")
         lines.append(b"\r\n")
         return b"".join(lines), body, keep_alive
+
+    def _write_plain(self, pending, content):
+        """Write a 200 response from ``(Content-Type line, body bytes)``."""
+        content_type_line, body = content
+        request, keep_alive = pending.request, pending.keep_alive
+        if keep_alive:
+            connection = _KEEP_ALIVE_10 if request.http_version == "1.0" else b""
+        else:
+            connection = _CLOSE
+        head = b"%s%sContent-Length: %d\r\n%s%s\r\n" % (
+            _STATUS_200, content_type_line, len(body), _date_cache.get(), connection)
+        self._send(request, 200, head, body, keep_alive)
 
     def _write_response(self, pending, response):
         request = pending.request
@@ -3808,9 +3846,14 @@ class App(Router):
             request.started = time.monotonic()
         try:
             result = route.handler(request, **request.path_params)
-            if type(result) is str:   # the most common case, without to_response's checks
-                return Response(result.encode(), 200,
-                                content_type="text/html; charset=utf-8"), None
+            kind = type(result)
+            # The common cases skip Response objects: (Content-Type line, body bytes).
+            if kind is str:
+                return (_TEXT_HTML_LINE, result.encode()), None
+            if kind is dict or kind is list:
+                return (_JSON_LINE, json_dumps(result)), None
+            if kind is bytes:
+                return (_OCTET_STREAM_LINE, result), None
             return to_response(result), None
         except Exception as error:
             return None, error

@@ -81,8 +81,8 @@ def parse_set_cookie(value):
 
 
 def set_cookies(reply):
-    return {name: (value, attributes)
-            for name, value, attributes in map(parse_set_cookie, header_values(reply, "Set-Cookie"))}
+    parsed = map(parse_set_cookie, header_values(reply, "Set-Cookie"))
+    return {name: (value, attributes) for name, value, attributes in parsed}
 
 
 def echoed_cookies(server, cookie):
@@ -102,14 +102,16 @@ def test_set_cookie_defaults(server):
 
 def test_set_cookie_attributes(server):
     cookies = set_cookies(get(server, "/cookies/attributes"))
-    assert cookies["aged"] == ("1", {"max-age": "60", "path": "/", "httponly": "", "samesite": "Lax"})
+    assert cookies["aged"] == ("1", {"max-age": "60", "path": "/", "httponly": "",
+                                     "samesite": "Lax"})
     expiring = cookies["expiring"][1]
     assert parsedate_to_datetime(expiring["expires"]).timestamp() == 0
     assert "max-age" not in expiring
     assert cookies["scoped"][1] == {"path": "/account", "domain": "example.com", "httponly": "",
                                     "samesite": "Lax"}
     assert cookies["secure"][1] == {"path": "/", "secure": "", "samesite": "Strict"}
-    assert cookies["crosssite"][1] == {"path": "/", "secure": "", "httponly": "", "samesite": "None"}
+    assert cookies["crosssite"][1] == {"path": "/", "secure": "", "httponly": "",
+                                       "samesite": "None"}
     assert cookies["nosamesite"][1] == {"path": "/", "httponly": ""}
 
 
@@ -238,11 +240,12 @@ def test_absent_signed_cookie_gives_the_default(server):
 def tampered_variants(value):
     version, payload, signature = value.split(".")
     flip = {"A": "B"}.get(payload[5], "A")
+    other_end = "AB" if signature[-2:] != "AB" else "CD"
     other_payload = base64.urlsafe_b64encode(
         json.dumps([{"user": "admin", "admin": True}, 0]).encode()).decode().rstrip("=")
     return {
         "payload_byte_changed": f"{version}.{payload[:5]}{flip}{payload[6:]}.{signature}",
-        "signature_byte_changed": f"{version}.{payload}.{signature[:-2]}{'AB' if signature[-2:] != 'AB' else 'CD'}",
+        "signature_byte_changed": f"{version}.{payload}.{signature[:-2]}{other_end}",
         "signature_removed": f"{version}.{payload}.",
         "payload_replaced": f"{version}.{other_payload}.{signature}",
         "version_changed": f"v2.{payload}.{signature}",

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -342,6 +343,13 @@ def test_new_posts_from_others_are_highlighted(board_app):
         assert "is-new" not in reader.get("/").text
 
 
+def test_posts_after_a_visit_to_the_empty_board_are_new(board_app):
+    with TestClient(board_app) as reader, TestClient(board_app) as writer:
+        assert "No messages yet" in reader.get("/").text
+        assert post(writer, "first ever").status == 303
+        assert "is-new" in reader.get("/").text
+
+
 def test_own_posts_are_not_highlighted_as_new(client):
     assert post(client, "earlier").status == 303
     client.get("/")                                   # the seen cookie now holds "earlier"
@@ -407,5 +415,32 @@ def test_msgboard_script_serves_on_given_port_with_requests(tmp_path):
         with sqlite3.connect(server.db_path) as connection:
             assert connection.execute("SELECT message FROM posts").fetchall() == \
                 [("over the wire",)]
+    finally:
+        server.stop()
+
+
+def test_concurrent_posts_on_the_real_server_are_all_stored(tmp_path):
+    # several visitors posting at once: thread routes, one SQLite connection per call
+    server = MsgboardServer(str(tmp_path))
+    visitors, posts_each = 4, 5
+
+    def visitor(number):
+        statuses = []
+        with requests.Session() as browser:
+            for index in range(posts_each):
+                token = csrf_token_of(browser.get(server.url + "/", timeout=10).text)
+                statuses.append(browser.post(
+                    server.url + "/posts", timeout=10, allow_redirects=False,
+                    data={"csrf_token": token, "name": f"v{number}",
+                          "message": f"v{number} post {index}"}).status_code)
+        return statuses
+
+    try:
+        with ThreadPoolExecutor(visitors) as pool:
+            results = list(pool.map(visitor, range(visitors)))
+        assert results == [[303] * posts_each] * visitors
+        with sqlite3.connect(server.db_path) as connection:
+            stored = {row[0] for row in connection.execute("SELECT message FROM posts")}
+        assert stored == {f"v{n} post {i}" for n in range(visitors) for i in range(posts_each)}
     finally:
         server.stop()

@@ -105,7 +105,16 @@ def post_as_other_visitor(server, name, message):
         assert response.status_code == 303
 
 
-def test_new_post_from_another_visitor_is_highlighted(server, page):
+def test_new_post_from_another_visitor_is_highlighted(tmp_path, page):
+    # its own, empty board: a first visit to an empty board must also count as "seen"
+    server = MsgboardServer(str(tmp_path))
+    try:
+        _check_new_post_highlighted(server, page)
+    finally:
+        server.stop()
+
+
+def _check_new_post_highlighted(server, page):
     page.goto(server.url + "/")              # the signed cookie now remembers the newest post
     post_as_other_visitor(server, "Grace", "Posted while you were away")
     page.reload()

@@ -120,6 +120,26 @@ def test_path_is_percent_decoded_and_raw_path_is_not(transport):
     assert seen["query_string"] == "x=1&y=%20"
 
 
+def test_plus_in_the_path_is_not_a_space(transport):
+    seen = transport.request("GET", "/echo/a+b%2Bc").json()
+    assert seen["path"] == "/echo/a+b+c"
+    assert seen["raw_path"] == "/echo/a+b%2Bc"
+
+
+def test_absolute_form_target_uses_its_path_and_authority(server):
+    # RFC 9112 3.2.2: the authority of an absolute-form target replaces the Host header.
+    raw = raw_exchange(server.port, b"GET http://example.test:81/echo/x%20y?q=1 HTTP/1.1\r\n"
+                                    b"Host: example.test:81\r\nConnection: close\r\n\r\n")
+    status, _, body = split_response(raw)
+    assert status == 200
+    seen = json.loads(body)
+    assert seen["path"] == "/echo/x y"
+    assert seen["raw_path"] == "/echo/x%20y"
+    assert seen["query_string"] == "q=1"
+    assert seen["host"] == "example.test:81"
+    assert seen["url"] == "http://example.test:81/echo/x%20y?q=1"
+
+
 def test_query_string_is_empty_without_query(transport):
     seen = transport.request("GET", "/echo/plain").json()
     assert seen["query_string"] == ""
@@ -131,6 +151,19 @@ def test_path_that_is_not_utf8_is_rejected_with_400(transport):
     reply = transport.request("GET", "/%ff")
     assert reply.status == 400
     assert first_line(reply.body) == "400 Bad Request"
+
+
+def test_non_utf8_path_after_a_good_request_leaks_nothing_from_it(server):
+    # H2: bottle CVE-2022-31799 - no state from a previous request in the error response.
+    raw = raw_exchange(server.port, b"GET /echo/leak-marker-7731 HTTP/1.1\r\nHost: a\r\n"
+                                    b"X-Test: leak-header-7731\r\n\r\n"
+                                    b"GET /%ff HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert status_of(raw) == 200
+    head_end = raw.index(b"\r\n\r\n") + 4
+    _, headers, _ = split_response(raw)
+    second = raw[head_end + int(headers["content-length"]):]
+    assert status_of(second) == 400
+    assert b"7731" not in second
 
 
 def test_http_version_and_protocol_of_an_http11_request(transport):
@@ -320,6 +353,13 @@ def test_text_decodes_the_body(transport):
                               headers={"Content-Type": "text/plain; charset=utf-8"})
     assert reply.status == 200
     assert reply.json()["text"] == "héllo wörld ✓"
+
+
+def test_text_uses_the_charset_of_the_content_type(transport):
+    reply = transport.request("POST", "/text", data="café".encode("latin-1"),
+                              headers={"Content-Type": "text/plain; charset=latin-1"})
+    assert reply.status == 200
+    assert reply.json()["text"] == "café"
 
 
 def test_content_type_and_content_length(transport):

@@ -92,14 +92,16 @@ def test_another_browser_does_not_see_the_session(client):
     assert client.get("/session/get").json() == {}
 
 
-def test_session_id_is_random_and_stable(client):
-    client.get("/session/set", params={"a": "1"})
-    first = client.get("/session/flags").json()["id"]
-    assert client.get("/session/flags").json()["id"] == first
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", first)
-    client.cookies.clear()
-    client.get("/session/set", params={"a": "1"})
-    assert client.get("/session/flags").json()["id"] != first
+@pytest.mark.parametrize("kind", SERVER_STORES)
+def test_session_id_is_random_and_stable(kind, tmp_path):
+    with TestClient(session_app(make_store(kind, tmp_path))) as client:
+        client.get("/session/set", params={"a": "1"})
+        first = client.get("/session/flags").json()["id"]
+        assert client.get("/session/flags").json()["id"] == first
+        assert re.fullmatch(r"[A-Za-z0-9_-]{43,}", first)   # secrets.token_urlsafe(32)
+        client.cookies.clear()
+        client.get("/session/set", params={"a": "1"})
+        assert client.get("/session/flags").json()["id"] != first
 
 
 def test_modified_flag_starts_false(client):
@@ -167,18 +169,34 @@ def test_server_store_is_saved_only_when_modified(kind, tmp_path):
 
 # ---- rotate, clear, expiry --------------------------------------------------------------------
 
-def test_rotate_changes_the_id_and_keeps_the_data(client):
+def test_rotate_keeps_the_data_and_resends_the_cookie(client):
     client.get("/session/set", params={"user": "ann"})
-    before = client.get("/session/flags").json()["id"]
     rotated = client.get("/session/rotate")
-    result = rotated.json()
-    assert result["old"] == before
-    assert result["new"] != before
-    assert result["data"] == {"user": "ann"}
+    assert rotated.json()["data"] == {"user": "ann"}
     assert session_cookies(rotated)
-    after = client.get("/session/flags").json()
-    assert after["id"] == result["new"]
-    assert after["data"] == {"user": "ann"}
+    assert client.get("/session/get").json() == {"user": "ann"}
+
+
+@pytest.mark.parametrize("kind", SERVER_STORES)
+def test_rotate_gives_a_new_id_for_the_next_requests(kind, tmp_path):
+    with TestClient(session_app(make_store(kind, tmp_path))) as client:
+        client.get("/session/set", params={"user": "ann"})
+        before = client.get("/session/flags").json()["id"]
+        assert client.get("/session/rotate").json()["old"] == before
+        after = client.get("/session/flags").json()
+        assert after["id"] != before
+        assert after["data"] == {"user": "ann"}
+
+
+@pytest.mark.parametrize("kind", SERVER_STORES)
+def test_rotate_changes_the_id_at_once(kind, tmp_path):
+    # The contract: rotate() = new id, same data; a handler that logs or returns the id right
+    # after rotating must see the new one, and it must be the id the next request gets.
+    with TestClient(session_app(make_store(kind, tmp_path))) as client:
+        client.get("/session/set", params={"user": "ann"})
+        result = client.get("/session/rotate").json()
+        assert result["new"] != result["old"]
+        assert client.get("/session/flags").json()["id"] == result["new"]
 
 
 @pytest.mark.parametrize("kind", SERVER_STORES)

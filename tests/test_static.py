@@ -301,7 +301,8 @@ def test_traversal_and_missing_answers_are_identical(server):
              ("/static/link_secret.txt", "/static/no-such-link.txt")]
     for existing, absent in pairs:
         first, second = fetch(server, existing), fetch(server, absent)
-        assert (first.status, first.body) == (second.status, second.body) == (404, missing(server).body)
+        reference = missing(server)
+        assert (first.status, first.body) == (second.status, second.body) == (404, reference.body)
 
 
 @pytest.mark.parametrize("name", DEVICE_NAMES + ["a/AUX"])

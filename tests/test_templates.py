@@ -83,7 +83,8 @@ def test_expression_values_are_converted_to_text(value, expected):
 
 
 def test_expressions_may_contain_python():
-    source = "{{ items[0].upper() }}-{{ len(items) }}-{{ {'a': 1}['a'] }}-{{ 'x' if flag else 'y' }}"
+    source = ("{{ items[0].upper() }}-{{ len(items) }}-{{ {'a': 1}['a'] }}-"
+              "{{ 'x' if flag else 'y' }}")
     assert template(source, items=["ab", "c"], flag=False) == "AB-2-1-y"
 
 

@@ -1,0 +1,321 @@
+"""Differential tests: the pure-Python and the httptools (llhttp) request-head paths must
+accept and refuse exactly the same bytes, with the same parsed result or the same error.
+
+aiohttp's threat model lists "C parser <-> pure-Python divergence" as a risk of its own:
+CVE-2023-47641, CVE-2023-47627, CVE-2024-23829, CVE-2024-52304 and CVE-2025-53643 were all
+in one of its two parsers only (ANCHORS Part 6 §5).  Here both paths are fed the same
+generated heads -- valid pieces mixed with the mutations those advisories used -- in
+process through ``pixie_web.parse_request_head``, and whole requests (head and body) are fed
+to two real servers, one per path, whose answers must be byte-identical (Date aside).
+
+Where llhttp itself refuses a header section, both pixie_web paths must refuse it too
+("the stricter behaviour wins on both paths").
+"""
+import re
+import socket
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+import pixie_web
+from tests.conftest import HAVE_ACCELERATORS, ServerProcess
+
+try:
+    import httptools
+except ImportError:          # pragma: no cover - depends on the environment
+    httptools = None
+
+needs_httptools = pytest.mark.skipif(httptools is None,
+                                     reason="httptools not installed: no second parser to compare")
+
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_COUNT = 100
+
+# ---- A grammar of request heads: valid pieces and the mutations advisories used ------------
+
+METHODS = [b"GET", b"POST", b"PUT", b"OPTIONS", b"HEAD", b"FOO", b"get", b"M-SEARCH",
+           b"GET\x00PROXY", b"bla:rgh", b"GET\xc3\x9f", b"", b"G ET"]             # B6
+TARGETS = [b"/", b"/echo", b"/echo?a=1;b=2&c", b"http://a/echo", b"HTTP://a:80/echo?x",
+           b"*", b"/%ff", b"/a%00b", b"foo/bar", b"example.com:443", b"/a b", b"/\xc3\xa9",
+           b"/#frag", b"//evil.example/", b"http://a/b#c"]                      # B8, H2
+VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.10", b"HTTP/1",
+            b"http/1.1", b"HTTP/1.\xf0\x9d\x9f\x99", b"HTTP/1\xc3\xb61", b"FTP/1.1"]   # B8
+
+CONTENT_LENGTHS = [b"0", b"3", b"5", b"10", b"007", b"+1", b"-1", b"-0", b"0_1", b"0x10",
+                   b"1E3", b"bla-bla", b"0 1", b"3 1", b"5, 5", b"5,5", b"",
+                   "\u0661".encode(), "\U0001d7d9".encode(), b"9" * 19, b"9" * 5000,
+                   b"99999999999999999999"]                                      # A3, A4, A5
+TRANSFER_ENCODINGS = [b"chunked", b"CHUNKED", b"xchunked", b"chunked, identity",
+                      b"identity, chunked", b"gzip, chunked", b"chunked, chunked", b"chunked,",
+                      b",chunked", b"\rchunked", b"chunked\x0b", b"identity", b"gzip",
+                      b"chunked;q=1", b" chunked\t", b""]                          # A6, A7
+HOSTS = [b"a", b"a:80", b"127.0.0.1:8000", b"[::1]:80", b"a/b", b"a#", b"a?x", b"a b",
+         b"\xff", b"", b"evil.example"]                                          # B10
+NAMES = [b"Host", b"Content-Length", b"Transfer-Encoding", b"Connection", b"Expect",
+         b"Cookie", b"X-A", b"Content-Type", b"Upgrade", b"Content_Length",
+         b"Transfer_Encoding", b"Content-Length ", b" Host", b"Content-Encoding?",
+         b"Content-Length\xc3\x9f", b"", b"ba\x00z", b"X\tY"]                     # B5, B6, B7
+VALUES = [b"a", b"", b"close", b"keep-alive", b"upgrade", b"100-continue", b"foo",
+          b"h2c", b"websocket", b"a=b; c=d", b"application/json", b"x" * 300,
+          b"plain\x07injected", b"\x7f", b"a\x00b", b"\xff\xfe", b"a\tb", b" \t lead",
+          b"trail \t", b"\t " * 40 + b"x"]                                       # B3, B13
+INSERTS = [b"\r", b"\n", b"\x00", b"\x0b", b"\x0c", b"\x7f", b" ", b"\t", b"\xff", b":",
+           b"\r\n", b"\n ", b"\r\n\t"]                                             # B1, B2, B4
+
+
+@st.composite
+def header_lines(draw):
+    """One header line (without its CRLF), valid or mutated."""
+    kind = draw(st.sampled_from(["cl", "te", "host", "conn", "any", "any", "raw"]))
+    if kind == "cl":
+        line = b"Content-Length: " + draw(st.sampled_from(CONTENT_LENGTHS))
+    elif kind == "te":
+        line = b"Transfer-Encoding: " + draw(st.sampled_from(TRANSFER_ENCODINGS))
+    elif kind == "host":
+        line = b"Host: " + draw(st.sampled_from(HOSTS))
+    elif kind == "conn":
+        line = b"Connection: " + draw(st.sampled_from([b"close", b"keep-alive", b"upgrade",
+                                                        b"Keep-Alive, Upgrade", b"close, x"]))
+    elif kind == "any":
+        line = draw(st.sampled_from(NAMES)) + b":" + draw(st.sampled_from([b"", b" ", b"\t"])) \
+            + draw(st.sampled_from(VALUES))
+    else:
+        line = draw(st.binary(max_size=24))
+    if draw(st.integers(0, 4)) == 0:                       # one mutation, anywhere
+        position = draw(st.integers(0, len(line)))
+        line = line[:position] + draw(st.sampled_from(INSERTS)) + line[position:]
+    if draw(st.integers(0, 9)) == 0:                       # obs-fold: B4
+        line = draw(st.sampled_from([b" ", b"\t"])) + line
+    return line
+
+
+@st.composite
+def request_heads(draw, valid_request_line_weight=4):
+    """A request head: the bytes before the blank line (no trailing CRLF CRLF)."""
+    if draw(st.integers(0, valid_request_line_weight)):
+        request_line = (draw(st.sampled_from(METHODS[:8])) + b" "
+                        + draw(st.sampled_from(TARGETS[:5])) + b" "
+                        + draw(st.sampled_from(VERSIONS[:2])))
+    else:
+        request_line = (draw(st.sampled_from(METHODS)) + draw(st.sampled_from([b" ", b"  ", b"\t"]))
+                        + draw(st.sampled_from(TARGETS)) + b" " + draw(st.sampled_from(VERSIONS)))
+    lines = [request_line]
+    if draw(st.booleans()):
+        lines.append(b"Host: a")
+    lines += draw(st.lists(header_lines(), max_size=6))
+    if draw(st.integers(0, 5)) == 0:
+        lines.insert(draw(st.integers(1, len(lines))), draw(header_lines()))
+    head = b"\r\n".join(lines)
+    if draw(st.integers(0, 7)) == 0:                       # a bare LF / CR somewhere: B1, B2
+        position = draw(st.integers(0, len(head)))
+        head = head[:position] + draw(st.sampled_from([b"\n", b"\r", b"\r\r\n"])) + head[position:]
+    return head
+
+
+# ---- In-process: parse_request_head on both paths -------------------------------------------
+
+def parse(head, parse_lines):
+    """What a path makes of a head: the parsed fields, or the refusal (status, message)."""
+    try:
+        result = pixie_web.parse_request_head(head, MAX_REQUEST_LINE, MAX_HEADER_COUNT, parse_lines)
+    except pixie_web.ProtocolError as error:
+        return ("refused", error.status, error.message)
+    return ("accepted", result.method, result.raw_target, result.http_version,
+            list(result.header_pairs), result.content_length, result.chunked, result.keep_alive,
+            result.expect_continue, result.host)
+
+
+def both(head):
+    pure = parse(head, pixie_web._parse_header_lines_pure)
+    accelerated = parse(head, pixie_web._parse_header_lines_httptools)
+    return pure, accelerated
+
+
+KNOWN_ATTACK_HEADS = {
+    # id: (head, expected status) -- ANCHORS Part 4 ids
+    "A1-cl-and-te": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked", 400),
+    "A2-two-cl": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 2", 400),
+    "A3-cl-list": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5", 400),
+    "A4-cl-plus": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1", 400),
+    "A4-cl-underscore": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0_1", 400),
+    "A4-cl-arabic-indic": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \xd9\xa1", 400),
+    "A5-cl-5000-digits": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + b"9" * 5000, 400),
+    "A6-xchunked": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked", 501),
+    "A6-chunked-identity": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity", 501),
+    "A6-te-twice": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: chunked", 501),
+    "A7-trailing-comma": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,", 400),
+    "A7-cr-in-te": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \rchunked", 400),
+    "A7-space-before-colon": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked", 400),
+    "A7-vt-after-te": (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\x0b", 400),
+    "A8-te-in-http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked", 400),
+    "B1-bare-lf": (b"GET / HTTP/1.1\nHost: a", 400),
+    "B2-bare-cr-in-value": (b"GET / HTTP/1.1\r\nHost: a\r\nX-Abc: \rxTransfer-Encoding: chunked", 400),
+    "B3-bel-in-value": (b"GET / HTTP/1.1\r\nHost: a\r\nX-Value: plain\x07injected", 400),
+    "B3-nul-in-name": (b"GET / HTTP/1.1\r\nHost: a\r\nba\x00z: bar", 400),
+    "B4-obs-fold": (b"GET / HTTP/1.1\r\nHost: a\r\nLong: one\r\n two", 400),
+    "B6-non-token-name": (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Encoding?: x", 400),
+    "B6-empty-name": (b"GET / HTTP/1.1\r\nHost: a\r\n: x", 400),
+    "B6-non-ascii-name": (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length\xc3\x9f: 3", 400),
+    "B8-http2": (b"GET / HTTP/2.0\r\nHost: a", 505),
+    "B8-math-digit-version": (b"GET / HTTP/1.\xf0\x9d\x9f\x99\r\nHost: a", 400),
+    "B10-two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: evil.example", 400),
+    "B10-host-with-path": (b"GET / HTTP/1.1\r\nHost: a/admin?x=", 400),
+    "B10-no-host": (b"GET / HTTP/1.1\r\nX: y", 400),
+    "B12-expect-other": (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: foo", 417),
+}
+
+
+@needs_httptools
+@pytest.mark.parametrize("name", sorted(KNOWN_ATTACK_HEADS))
+def test_known_attack_heads_are_refused_identically_by_both_paths(name):
+    head, status = KNOWN_ATTACK_HEADS[name]
+    pure, accelerated = both(head)
+    assert pure == accelerated
+    assert pure[:2] == ("refused", status)
+
+
+@needs_httptools
+def test_underscore_header_names_are_ordinary_headers_on_both_paths():
+    # B7: gunicorn 040 / chunked_07 -- never map "_" to "-"
+    head = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nContent_Length: -1E23"
+    pure, accelerated = both(head)
+    assert pure == accelerated
+    assert pure[0] == "accepted"
+    assert (pure[5], pure[6]) == (None, False)      # no Content-Length, not chunked
+
+
+@needs_httptools
+@settings(max_examples=3000, deadline=None)
+@given(request_heads())
+@example(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked")
+@example(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: upgrade\r\nContent-Length: 5")
+@example(b"GET / HTTP/1.1\r\nHost: a\r\nX:\t\tv\t")
+def test_pure_and_httptools_paths_agree_on_generated_heads(head):
+    pure, accelerated = both(head)
+    assert pure == accelerated
+
+
+@needs_httptools
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=8))
+def test_pure_and_httptools_paths_agree_on_arbitrary_header_bytes(lines):
+    head = b"\r\n".join([b"GET / HTTP/1.1", b"Host: a"] + lines)
+    pure, accelerated = both(head)
+    assert pure == accelerated
+
+
+def _llhttp_refuses(lines):
+    """Does llhttp itself refuse these header lines (behind a request line it knows)?
+
+    Trailing spaces and tabs are dropped first: they are legal OWS that pixie_web strips
+    (and that some llhttp versions refuse after some field values).
+    """
+    parser = httptools.HttpRequestParser(object())
+    try:
+        parser.feed_data(b"GET / HTTP/1.1\r\n"
+                         + b"".join(line.rstrip(b" \t") + b"\r\n" for line in lines) + b"\r\n")
+    except httptools.HttpParserUpgrade:
+        return False
+    except httptools.HttpParserError:
+        return True
+    return False
+
+
+@needs_httptools
+@settings(max_examples=1500, deadline=None)
+@given(request_heads(valid_request_line_weight=1000))
+def test_a_header_section_llhttp_refuses_is_refused_by_both_paths(head):
+    # "Where they cannot agree, the stricter behaviour wins on both paths."
+    lines = head.split(b"\r\n")
+    assume(pixie_web._REQUEST_LINE_RE.fullmatch(lines[0]) and lines[0].endswith(b"HTTP/1.1"))
+    assume(b"\n" not in b"".join(lines) and b"\r" not in b"".join(lines))
+    if _llhttp_refuses(lines[1:]):
+        pure, accelerated = both(head)
+        assert pure[0] == accelerated[0] == "refused", (pure, accelerated)
+
+
+# ---- On the wire: the same requests to a pure server and an accelerated one -----------------
+
+APP = "tests.apps.abuse_app:app"
+FOLLOWER = b"GET /echo?follower HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+WIRE_LIMITS = dict(header_timeout=0.4, body_timeout=0.4, keepalive_timeout=0.4,
+                   max_body_size=4096)
+
+
+@pytest.fixture(scope="module")
+def server_pair():
+    if not HAVE_ACCELERATORS:
+        pytest.skip("uvloop/httptools not installed: no accelerated server to compare")
+    servers = [ServerProcess(APP, pure, WIRE_LIMITS) for pure in (True, False)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def wire_exchange(port, payload):
+    """Send ``payload`` in one write and read until the server closes (3 s at most)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3.0) as sock:
+        sock.sendall(payload)
+        chunks = []
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except (socket.timeout, ConnectionResetError):
+            chunks.append(b"<no close>")
+    return re.sub(rb"\r\nDate: [^\r\n]*", b"", b"".join(chunks))
+
+
+@st.composite
+def chunked_bodies(draw):
+    chunks = draw(st.lists(st.binary(min_size=1, max_size=20), max_size=5))
+    out = b""
+    for chunk in chunks:
+        size = b"%x" % len(chunk)
+        extension = draw(st.sampled_from([b"", b";a", b";a=b", b';a="q;\\"x"', b" ;a", b";a\nb",
+                                          b"\t", b";"]))
+        out += size + extension + b"\r\n" + chunk + b"\r\n"
+    out += draw(st.sampled_from([b"0\r\n\r\n", b"0\r\nX-T: a\r\n\r\n", b"0\r\nContent-Length: 9\r\n\r\n",
+                                 b"0\r\nHost: evil\r\n\r\n", b"0\r\n", b"0\r\nXX", b"00\r\n\r\n"]))
+    if out and draw(st.integers(0, 3)) == 0:               # one framing byte changed
+        position = draw(st.integers(0, len(out) - 1))
+        out = out[:position] + draw(st.sampled_from([b"_", b"\n", b"\r", b"+", b" ", b"x"])) \
+            + out[position + 1:]
+    return out
+
+
+@st.composite
+def wire_requests(draw):
+    head = draw(request_heads(valid_request_line_weight=8))
+    body = b""
+    framing = draw(st.sampled_from(["none", "length", "chunked"]))
+    if framing == "length":
+        payload = draw(st.binary(max_size=30))
+        head += b"\r\nContent-Length: %d" % len(payload)
+        body = payload
+    elif framing == "chunked":
+        head += b"\r\nTransfer-Encoding: chunked"
+        body = draw(chunked_bodies())
+    return head + b"\r\n\r\n" + body + FOLLOWER
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wire_requests())
+@example(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"3\r\nxxx__1a\r\n0\r\n\r\n" + FOLLOWER)                                  # A11
+@example(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
+         + FOLLOWER)                                                            # A2
+@example(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5;a\nb\r\nhello\r\n0\r\n\r\n" + FOLLOWER)                                   # A10
+@example(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"2\r\nhi\r\n0\r\nX-T: a\r\n\r\n" + FOLLOWER)                                 # A13 legal
+def test_pure_and_accelerated_servers_answer_identically(server_pair, payload):
+    pure_server, accelerated_server = server_pair
+    pure = wire_exchange(pure_server.port, payload)
+    accelerated = wire_exchange(accelerated_server.port, payload)
+    assert pure == accelerated
+    assert b"HTTP/1.1 500 " not in pure
+    assert pure_server.alive() and accelerated_server.alive()
