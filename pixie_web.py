@@ -18,12 +18,15 @@ Copy this file into a project (it needs only the standard library) and write::
 Map of the sections below (each uses only what stands above it):
 
     Imports and accelerators   stdlib imports; uvloop/httptools/ujson, switch PIXIE_WEB_PURE
-    Helpers                    status reasons, byte classes, JSON, dates, validation of header text
+    Helpers                    status reasons, byte classes, JSON, dates, header checks, signing
     Data structures            MultiDict, Headers (case-insensitive, multi-valued)
-    Errors                     HTTPError, abort, redirect, the internal ProtocolError
+    Errors                     HTTPError, abort, redirect, ProtocolError, the header-line parser
     Routing                    RouteType, Route, Router (static dict + compiled dynamic matcher)
-    Request                    Request (lazy parsing), query/cookie/form parsers, the pool snapshot
-    Response                   Response and subclasses, cookies, converting handler return values
+    Forms and multipart        the streaming multipart parser, FileUpload
+    Request                    Request (lazy parsing), query/cookie parsers, the pool snapshot
+    Response                   Response and subclasses, cookies, return-value conversion, files
+    Templates                  SimpleTemplate-style engine: template(), view(), TEMPLATE_PATH
+    Sessions                   Session, the Sessions component, cookie/memory/file/SQLite stores
     Dispatcher and pool        ProcessType, proc_env, the worker entry point, the process pool manager
     HTTP/1.1 protocol          head parsers (pure / httptools), body framing, the asyncio.Protocol
     Application                App: hooks, middleware, error handlers, run(), graceful shutdown
@@ -207,6 +210,43 @@ def _is_coroutine_function(func):
     while isinstance(func, functools.partial):
         func = func.func
     return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+
+
+_INVALID = object()   # what _verify_signed_cookie returns for a bad cookie
+
+
+def _sign(secret, message):
+    key = secret.encode() if isinstance(secret, str) else secret
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
+
+
+def _make_signed_cookie(name, value, secret, max_age=None):
+    """``v1.<payload>.<signature>``: HMAC-SHA256 over the cookie name and a JSON payload."""
+    expires = int(time.time() + max_age) if max_age is not None else 0
+    payload = base64.urlsafe_b64encode(json.dumps([value, expires]).encode()).rstrip(b"=")
+    signature = _sign(secret, name.encode() + b"|" + payload)
+    return "v1." + payload.decode() + "." + signature.decode()
+
+
+def _verify_signed_cookie(name, cookie, secret):
+    """The value inside a signed cookie, or ``_INVALID`` when tampered, foreign or expired."""
+    version, _, rest = cookie.partition(".")
+    payload, _, signature = rest.partition(".")
+    if version != "v1" or not payload or not signature:
+        return _INVALID
+    expected = _sign(secret, name.encode() + b"|" + payload.encode())
+    if not hmac.compare_digest(expected, signature.encode()):
+        return _INVALID
+    try:
+        value, expires = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, TypeError):
+        return _INVALID
+    if expires and expires < time.time():
+        return _INVALID
+    return value
+
+
+
 
 
 # ---- Data structures ------------------------------------------------------------------------
@@ -1436,41 +1476,9 @@ class Request:
 
 # ---- Response -------------------------------------------------------------------------------
 
-_INVALID = object()
 _SAMESITE_VALUES = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _COOKIE_ATTRIBUTE_RE = re.compile(r"[\x21-\x3a\x3c-\x7e]*")  # visible ASCII except ";"
 MAX_COOKIE_SIZE = 4093
-
-
-def _sign(secret, message):
-    key = secret.encode() if isinstance(secret, str) else secret
-    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
-
-
-def _make_signed_cookie(name, value, secret, max_age=None):
-    """``v1.<payload>.<signature>``: HMAC-SHA256 over the cookie name and a JSON payload."""
-    expires = int(time.time() + max_age) if max_age is not None else 0
-    payload = base64.urlsafe_b64encode(json.dumps([value, expires]).encode()).rstrip(b"=")
-    signature = _sign(secret, name.encode() + b"|" + payload)
-    return "v1." + payload.decode() + "." + signature.decode()
-
-
-def _verify_signed_cookie(name, cookie, secret):
-    """The value inside a signed cookie, or ``_INVALID`` when tampered, foreign or expired."""
-    version, _, rest = cookie.partition(".")
-    payload, _, signature = rest.partition(".")
-    if version != "v1" or not payload or not signature:
-        return _INVALID
-    expected = _sign(secret, name.encode() + b"|" + payload.encode())
-    if not hmac.compare_digest(expected, signature.encode()):
-        return _INVALID
-    try:
-        value, expires = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, TypeError):
-        return _INVALID
-    if expires and expires < time.time():
-        return _INVALID
-    return value
 
 
 def _quote_cookie_value(value):
@@ -3143,9 +3151,11 @@ class HTTPProtocol(asyncio.Protocol):
         request = Request(head.method, raw_path, path, query, head.http_version,
                           head.header_pairs, b"", self.remote_addr, self.server.scheme,
                           target_host, app)
+        if self.server.access_log:
+            request.started = time.monotonic()
         pending = _Pending(request, head.keep_alive and not self.server.shutting_down)
         has_body = head.chunked or bool(head.content_length)
-        route, params, allowed = app._find_route(request.method, path)
+        route, params, allowed = app.find(request.method, path)
         request.route = route
         request.path_params = params
         if route is None:
@@ -3791,9 +3801,6 @@ class App(Router):
 
     # -- routing decisions made when a request head arrives --
 
-    def _find_route(self, method, path):
-        return self.find(method, path)
-
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
         if request.path == "*":     # OPTIONS * asks about the server as a whole
@@ -3842,8 +3849,6 @@ class App(Router):
                 or self._before or self._after or (route.owner is not self and
                                                    isinstance(route.owner, App))):
             return None, None
-        if self.access_log_enabled:
-            request.started = time.monotonic()
         try:
             result = route.handler(request, **request.path_params)
             kind = type(result)
@@ -3858,13 +3863,9 @@ class App(Router):
         except Exception as error:
             return None, error
 
-    access_log_enabled = False
-
     async def _respond(self, pending, error=None):
         """Produce the Response for a request: middleware, hooks, handler, error handlers."""
         request = pending.request
-        if not request.started:
-            request.started = time.monotonic()
         try:
             if error is not None:
                 raise error
@@ -3921,7 +3922,7 @@ class App(Router):
                 return await asyncio.wait_for(result, timeout)
             except TimeoutError:
                 raise HTTPError(503, "the handler took too long") from None
-        server = self._server_for(request)
+        server = self._running
         if kind is RouteType.pool and server.pool is not None:
             try:
                 return await server.pool.call(handler, request, params, timeout)
@@ -3936,10 +3937,7 @@ class App(Router):
         except TimeoutError:
             raise HTTPError(503, "the handler took too long") from None
 
-    def _server_for(self, request):
-        return self._running
-
-    _running = None
+    _running = None      # the _Server (or TestClient) currently serving this app
 
     def _error_handler_for(self, request, error):
         route = request.route
@@ -4015,7 +4013,6 @@ class App(Router):
         loop = asyncio.get_running_loop()
         server = _Server(self, loop, access_log, "https" if ssl_context else "http")
         self._running = server
-        self.access_log_enabled = bool(access_log)
         await server.start(workers, start_method, executor)
         listener = await loop.create_server(lambda: HTTPProtocol(server), host, port,
                                             ssl=ssl_context, backlog=1024, reuse_address=True)
