@@ -238,8 +238,7 @@ def create_app(db_path, uploads_dir, secret=None):
             max_name=MAX_NAME_LENGTH, older=posts[-1].id if posts and board.has_older(
                 posts[-1].id) else None, before=before)
         response = Response(html, status, content_type="text/html; charset=utf-8")
-        newest = board.latest(limit=1)
-        newest_id = newest[0].id if newest else 0     # 0: an empty board was seen
+        newest_id = posts[0].id if posts else 0      # 0: an empty board was seen
         if before is None and (last_seen is None or newest_id > last_seen):
             response.set_cookie(SEEN_COOKIE, newest_id, max_age=SEEN_COOKIE_MAX_AGE,
                                 secret=secret)

@@ -1246,7 +1246,7 @@ class Request:
                  "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
                  "_query", "_cookies", "_form", "_json", "_stream", "_host", "_session",
                  "_session_loader",
-                 "limits", "_files", "_routing_outcome", "started", "__weakref__")
+                 "limits", "_files", "_routing_outcome", "started", "_server", "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -1269,6 +1269,7 @@ class Request:
         self._session = None
         self._session_loader = None
         self._routing_outcome = None
+        self._server = None        # the _Server whose pools run this request's handler
         self.started = 0.0
         self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
         self._files = None
@@ -1914,6 +1915,8 @@ class TemplateError(Exception):
 
 _INLINE_RE = re.compile(r"\{\{(!?)(.*?)\}\}", re.DOTALL)
 _CONTINUATION_KEYWORDS = {"elif", "else", "except", "finally"}
+_BLOCK_KEYWORDS = {"if", "for", "while", "with", "try", "def", "class", "async"} | \
+    _CONTINUATION_KEYWORDS
 _STATEMENT_KEYWORD_RE = re.compile(r"[A-Za-z_]+")
 _STRING_LITERAL_RE = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*\"""")
 
@@ -2003,6 +2006,8 @@ class _TemplateCompiler:
                 raise TemplateError(f"{self.name}, line {line}: 'end' without an open block")
             self.indent -= 1
             return
+        if keyword in _BLOCK_KEYWORDS and ":" not in bare:
+            raise TemplateError(f"{self.name}, line {line}: '{keyword}' needs a ':'")
         if keyword in _CONTINUATION_KEYWORDS:
             if self.indent == 0:
                 raise TemplateError(f"{self.name}, line {line}: '{keyword}' without an open block")
@@ -2077,10 +2082,10 @@ class SimpleTemplate:
         rebase_to = []
         extra_dirs = [self.directory] if self.directory else []
 
-        def include(name, **kwargs):
+        def include(name, /, **kwargs):
             output.append(_load_template(name, extra_dirs).render(**{**variables, **kwargs}))
 
-        def rebase(name, **kwargs):
+        def rebase(name, /, **kwargs):
             rebase_to.append((name, kwargs))
 
         env.update(_emit=output.extend, _escape=_html_escape, _raw=_raw_text, include=include,
@@ -2180,11 +2185,16 @@ class Session(dict):
         super().__init__(data)
         self.id = session_id
         self.modified = False
-        self.rotated = False
+        self.replaced_id = None      # the id rotate() retired, deleted from the store on save
 
     def rotate(self):
-        """Give the session a new id (keeping its data), e.g. after a login."""
-        self.rotated = True
+        """Give the session a new id now (keeping its data), e.g. after a login.
+
+        With the default CookieStore there is no id: the signed cookie is simply re-issued.
+        """
+        if self.id is not None:
+            self.replaced_id = self.replaced_id or self.id
+            self.id = secrets.token_urlsafe(32)
         self.modified = True
 
 
@@ -2378,9 +2388,9 @@ class Sessions:
     def _save(self, session, response):
         cookie_value = dict(session)
         if not self.store.in_cookie:
-            if session.id is not None and session.rotated:
-                self.store.delete(session.id)
-                session.id = None
+            if session.replaced_id is not None:
+                self.store.delete(session.replaced_id)
+                session.replaced_id = None
             if session.id is None:
                 session.id = secrets.token_urlsafe(32)
             self.store.save(session.id, dict(session), self.max_age)
@@ -3151,6 +3161,7 @@ class HTTPProtocol(asyncio.Protocol):
         request = Request(head.method, raw_path, path, query, head.http_version,
                           head.header_pairs, b"", self.remote_addr, self.server.scheme,
                           target_host, app)
+        request._server = self.server
         if self.server.access_log:
             request.started = time.monotonic()
         pending = _Pending(request, head.keep_alive and not self.server.shutting_down)
@@ -3922,7 +3933,7 @@ class App(Router):
                 return await asyncio.wait_for(result, timeout)
             except TimeoutError:
                 raise HTTPError(503, "the handler took too long") from None
-        server = self._running
+        server = request._server
         if kind is RouteType.pool and server.pool is not None:
             try:
                 return await server.pool.call(handler, request, params, timeout)
@@ -3936,8 +3947,6 @@ class App(Router):
                 asyncio.get_running_loop().run_in_executor(server.thread_pool(), call), timeout)
         except TimeoutError:
             raise HTTPError(503, "the handler took too long") from None
-
-    _running = None      # the _Server (or TestClient) currently serving this app
 
     def _error_handler_for(self, request, error):
         route = request.route
@@ -4012,7 +4021,6 @@ class App(Router):
                      ssl_context):
         loop = asyncio.get_running_loop()
         server = _Server(self, loop, access_log, "https" if ssl_context else "http")
-        self._running = server
         await server.start(workers, start_method, executor)
         listener = await loop.create_server(lambda: HTTPProtocol(server), host, port,
                                             ssl=ssl_context, backlog=1024, reuse_address=True)
@@ -4030,7 +4038,6 @@ class App(Router):
             log.info("pixie_web: shutting down")
             listener.close()        # refuse new connections at once
             await server.stop()
-            self._running = None
 
 
 async def _run_middleware(middleware, call_next, request):
@@ -4204,7 +4211,6 @@ class TestClient:
             return
         self._loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
         self._server = _Server(self.app, self._loop)
-        self.app._running = self._server
         self._loop.run_until_complete(self._server.start(
             self.workers, self.start_method, self.app.executor))
 
@@ -4217,8 +4223,6 @@ class TestClient:
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         finally:
             self._loop.close()
-            if self.app._running is self._server:
-                self.app._running = None
             self._server = self._loop = None
 
     def request(self, method, path, params=None, data=None, json=None, files=None,

@@ -70,7 +70,8 @@ SERVERS = [
     Server("granian", "raw ASGI app on granian (Rust; 1 worker, uvloop)",
            [os.path.join(BIN, "granian"), "--interface", "asgi", "--host", HOST,
             "--port", "{port}", "--workers", "1", "--loop", "uvloop", "--no-ws",
-            "--log-level", "warning", "--backlog", "2048", "granian_asgi:app"]),
+            "--log-level", "warning", "--backlog", "2048",
+            "--backpressure", "16384", "granian_asgi:app"]),
     Server("bottle", "bottle on its built-in wsgiref server (HTTP/1.0: no keep-alive)",
            [PY, "bottle_app.py"], keepalive=False),
 ]
@@ -455,8 +456,10 @@ def bench_pool(args, say):
         for label, path in (("b_pool", f"/cpu_pool/{n}"), ("b_sync", f"/cpu_sync/{n}")):
             run_wrk(port, path, 1, 8, latency=False, cpu=None)
             out[label] = run_wrk(port, path, seconds, 8, cpu=None)
+        out["b_bare"] = bare_pool("throughput", n, seconds)
         say(f"    (b) CPU route: pool {out['b_pool']['rps']:.1f} req/s, "
-            f"sync {out['b_sync']['rps']:.1f} req/s")
+            f"sync {out['b_sync']['rps']:.1f} req/s; bare executor "
+            f"{out['b_bare']['rps']:.1f} tasks/s")
 
         # (c) round trip of a trivial pool route vs a bare executor round trip
         probe.close()
@@ -466,11 +469,7 @@ def bench_pool(args, say):
             probe.timed(path, count=100)
         trivial_sync = statistics.median(probe.timed("/trivial_sync", count=count))
         trivial_pool = statistics.median(probe.timed("/trivial_pool", count=count))
-        bare = subprocess.run([PY, os.path.join(BENCH, "bare_pool.py"), str(count)],
-                              cwd=BENCH, capture_output=True, text=True, timeout=300)
-        if bare.returncode:
-            raise RuntimeError(f"bare_pool.py failed: {bare.stderr[-500:]}")
-        bare = json.loads(bare.stdout)
+        bare = bare_pool("roundtrip", count)
         out["c"] = {"sync_us": trivial_sync * 1e6, "pool_us": trivial_pool * 1e6,
                     "overhead_us": (trivial_pool - trivial_sync) * 1e6, **bare}
         say(f"    (c) trivial pool route {out['c']['pool_us']:.0f} us, sync route "
@@ -496,6 +495,14 @@ def bench_pool(args, say):
     finally:
         stop(proc)
     return out
+
+
+def bare_pool(*arguments):
+    done = subprocess.run([PY, os.path.join(BENCH, "bare_pool.py")] + [str(a) for a in arguments],
+                          cwd=BENCH, capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        raise RuntimeError(f"bare_pool.py failed: {done.stderr[-500:]}")
+    return json.loads(done.stdout)
 
 
 def latency_summary(latencies):
@@ -606,11 +613,16 @@ def import_ms(module, env):
 
 
 def bench_import(args, say):
-    out = {}
+    """Runs interleaved (one of each module per round) so drift hits every module alike."""
     for label, module, env in IMPORTS:
         import_ms(module, env)          # compile .pyc first
-        runs = [import_ms(module, env) for _ in range(args.import_runs)]
-        out[label] = {"median_ms": statistics.median(runs), "min_ms": min(runs)}
+    runs = {label: [] for label, _, _ in IMPORTS}
+    for _ in range(args.import_runs):
+        for label, module, env in IMPORTS:
+            runs[label].append(import_ms(module, env))
+    out = {}
+    for label, times in runs.items():
+        out[label] = {"median_ms": statistics.median(times), "min_ms": min(times)}
         say(f"[import] {label}: {out[label]['median_ms']:.1f} ms")
     return out
 
@@ -669,9 +681,12 @@ def met(value, ok):
     return "yes" if ok else "**no**"
 
 
-def report(args, started, command, throughput, pool, memory, imports, notes):
+def report(args, started, command, throughput, pool, memory, imports, notes, load):
     lines = [f"# pixie_web benchmark — {started:%Y-%m-%d %H:%M} UTC", "",
              f"- Machine: {machine_line()}",
+             f"- Load average (1 min) at start / end: {load[0]:.2f} / {load[1]:.2f}"
+             + (" — other processes were busy; absolute numbers suffer, ratios less"
+                if max(load) > 1.0 else ""),
              f"- Command: `{command}`",
              f"- Date: {started:%Y-%m-%d %H:%M:%S} UTC",
              f"- Peers: {versions()}"]
@@ -735,7 +750,9 @@ def report(args, started, command, throughput, pool, memory, imports, notes):
             entry = pool[key]
             lines.append(f"| {label} | {entry['rps']:.1f} | {fmt_ms(entry['p50'])} | "
                          f"{fmt_ms(entry['p99'])} |")
-        lines += ["", f"pool / sync = {fmt_x(b_ratio)}", "",
+        lines += [f"| reference: bare `ProcessPoolExecutor`, 2 workers, 8 in flight | "
+                  f"{pool['b_bare']['rps']:.1f} | | |",
+                  "", f"pool / sync = {fmt_x(b_ratio)}", "",
                   f"(c) Round trip, median of {args.roundtrips} sequential requests:", "",
                   "| what | median |", "|---|---:|",
                   f"| GET trivial `sync` route | {c['sync_us']:.0f} µs |",
@@ -892,6 +909,7 @@ def main(argv=None):
     throughput = pool = memory = imports = None
     notes = []
     began = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     try:
         if "throughput" in args.only:
             raw, more = bench_throughput(args, servers, say)
@@ -907,7 +925,8 @@ def main(argv=None):
     finally:
         stop_all()
     say(f"total {time.monotonic() - began:.0f} s")
-    text = report(args, started, command, throughput, pool, memory, imports, notes)
+    load = (load_at_start, os.getloadavg()[0])
+    text = report(args, started, command, throughput, pool, memory, imports, notes, load)
     print(text)
     output = args.output or os.path.join(
         RESULTS, f"{started:%Y-%m-%d}{'-quick' if args.quick else ''}.md")
@@ -916,6 +935,7 @@ def main(argv=None):
         f.write(text)
     with open(os.path.splitext(output)[0] + ".json", "w") as f:
         json.dump({"command": command, "date": started.isoformat(), "machine": machine_line(),
+                   "load_average": load,
                    "throughput": throughput, "pool": pool, "memory": memory,
                    "imports": imports, "notes": notes}, f, indent=1, default=str)
     say(f"written to {os.path.relpath(output)}")

@@ -208,13 +208,13 @@ def seconds_to_parse(body, budget, piece=16 * 1024):
     """Parse ``body`` fed in network-sized pieces; ``inf`` as soon as ``budget`` is exceeded
     (so a quadratic parser fails fast instead of hanging the suite)."""
     parser = MultipartParser(BOUNDARY.encode())
-    start = time.perf_counter()
+    start = time.thread_time()
     for offset in range(0, len(body), piece):
         parser.feed(body[offset:offset + piece])
-        if time.perf_counter() - start > budget:
+        if time.thread_time() - start > budget:
             return math.inf
     parser.finish()
-    return time.perf_counter() - start
+    return time.thread_time() - start
 
 
 def assert_parse_time_linear(make_body, n, factor=10, max_ratio=40):
@@ -408,9 +408,9 @@ def test_content_disposition_with_many_parameters_is_parsed_in_linear_time():
     def timed_post(client, n):
         part = (b'Content-Disposition: form-data; name="' + b"a;" * n + b'a"'
                 + b"; a=1" * n + b"\r\n\r\nvalue")
-        start = time.perf_counter()
+        start = time.thread_time()
         response = post_multipart(client, encode([part]))
-        return time.perf_counter() - start, response
+        return time.thread_time() - start, response
 
     with TestClient(make_form_app(max_part_header_bytes=8 * 1024 * 1024,
                                   max_header_bytes=1024 * 1024)) as client:
@@ -425,9 +425,9 @@ def test_content_type_parameter_full_of_backslashes_is_parsed_in_linear_time():
     # E5 (python-multipart CVE-2024-24762): `boundary=x; a="\\\\…"` in the request header.
     def timed_post(client, n):
         ctype = content_type() + '; a="' + "\\\\" * n + '"'
-        start = time.perf_counter()
+        start = time.thread_time()
         response = post_multipart(client, encode([field("a", "1")]), ctype)
-        return time.perf_counter() - start, response
+        return time.thread_time() - start, response
 
     with TestClient(make_form_app(max_header_bytes=4 * 1024 * 1024)) as client:
         small = max(min(timed_post(client, 20_000)[0] for _ in range(3)), 0.002)

@@ -4,7 +4,6 @@ Playwright, against ``python msgboard.py`` running on a free 127.0.0.1 port.
 Skipped only when Playwright or a chromium binary is missing (the reason is shown);
 install them with ``pip install playwright`` and ``apt-get install -y chromium``.
 """
-import os
 import shutil
 
 import pytest

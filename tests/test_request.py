@@ -316,10 +316,13 @@ def test_backslash_heavy_cookie_is_parsed_in_linear_time(transport):
     def best_time(backslashes):
         header = 'a="' + "\\" * backslashes + '"; b=2'
         best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
+        # In-process, CPU time of this thread is immune to machine load; a server in
+        # another process can only be timed on the wall clock (best of several runs).
+        clock = time.thread_time if isinstance(transport, InProcess) else time.perf_counter
+        for _ in range(5):
+            started = clock()
             reply = transport.request("GET", "/cookies", headers={"Cookie": header})
-            best = min(best, time.perf_counter() - started)
+            best = min(best, clock() - started)
             assert reply.status == 200
             assert reply.json()["cookies"].get("b") == "2"
         return best

@@ -364,12 +364,12 @@ def test_runtime_error_names_template_and_line(tmp_path, template_path):
 
 def render_or_error(source):
     """(seconds, output or the TemplateError) for a source never seen before."""
-    start = time.perf_counter()
+    start = time.thread_time()
     try:
         outcome = template(source)
     except TemplateError as error:
         outcome = error
-    return time.perf_counter() - start, outcome
+    return time.thread_time() - start, outcome
 
 
 _unique = iter(range(10**9))
@@ -409,10 +409,10 @@ def long_source(lines):
 
 def test_long_source_compiles_in_linear_time():
     def timed(lines):
-        start = time.perf_counter()
+        start = time.thread_time()
         output = template(long_source(lines), value=3, raw="<r>")
         assert output.count("<p>6</p>") == lines // 4
-        return time.perf_counter() - start
+        return time.thread_time() - start
 
     small = max(min(timed(2_000) for _ in range(3)), 0.002)
     large = timed(20_000)

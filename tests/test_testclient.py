@@ -10,8 +10,16 @@ from tests.apps import request_app
 from tests.apps.request_app import MAX_QUERY_PARAMS
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client():
+    """A client shared by the tests that keep no cookies (starting one also starts the pool)."""
+    with TestClient(request_app.app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fresh_client():
+    """A client of its own, for the tests about the cookies it keeps and the pool it starts."""
     with TestClient(request_app.app) as test_client:
         yield test_client
 
@@ -125,32 +133,32 @@ def test_cookies_argument_sends_cookies(client):
 
 # ---- cookie persistence ----------------------------------------------------------------------------
 
-def test_cookies_set_by_a_response_are_sent_on_later_calls(client):
-    assert client.get("/cookies").json()["cookies"] == {}
-    reply = client.get("/setcookie/session/abc123")
+def test_cookies_set_by_a_response_are_sent_on_later_calls(fresh_client):
+    assert fresh_client.get("/cookies").json()["cookies"] == {}
+    reply = fresh_client.get("/setcookie/session/abc123")
     assert reply.status == 200
     assert "session=abc123" in reply.headers["Set-Cookie"]
-    assert client.get("/cookies").json()["cookies"] == {"session": "abc123"}
+    assert fresh_client.get("/cookies").json()["cookies"] == {"session": "abc123"}
     # still there on the next call, and merged with per-call cookies
-    assert client.get("/cookies", cookies={"a": "1"}).json()["cookies"] == {"session": "abc123",
-                                                                            "a": "1"}
+    merged = fresh_client.get("/cookies", cookies={"a": "1"}).json()["cookies"]
+    assert merged == {"session": "abc123", "a": "1"}
 
 
-def test_a_later_set_cookie_replaces_the_kept_value(client):
-    client.get("/setcookie/session/first")
-    client.get("/setcookie/session/second")
-    assert client.get("/cookies").json()["cookies"] == {"session": "second"}
+def test_a_later_set_cookie_replaces_the_kept_value(fresh_client):
+    fresh_client.get("/setcookie/session/first")
+    fresh_client.get("/setcookie/session/second")
+    assert fresh_client.get("/cookies").json()["cookies"] == {"session": "second"}
 
 
-def test_deleted_cookie_is_no_longer_sent(client):
-    client.get("/setcookie/session/abc123")
-    assert client.get("/cookies").json()["cookies"] == {"session": "abc123"}
-    client.get("/delcookie/session")
-    assert client.get("/cookies").json()["cookies"] == {}
+def test_deleted_cookie_is_no_longer_sent(fresh_client):
+    fresh_client.get("/setcookie/session/abc123")
+    assert fresh_client.get("/cookies").json()["cookies"] == {"session": "abc123"}
+    fresh_client.get("/delcookie/session")
+    assert fresh_client.get("/cookies").json()["cookies"] == {}
 
 
-def test_cookies_are_not_shared_between_clients(client):
-    client.get("/setcookie/session/abc123")
+def test_cookies_are_not_shared_between_clients(fresh_client):
+    fresh_client.get("/setcookie/session/abc123")
     with TestClient(request_app.app) as other:
         assert other.get("/cookies").json()["cookies"] == {}
 
@@ -169,8 +177,8 @@ def test_startup_and_shutdown_hooks_run_around_the_with_block():
 
 # ---- pool routes ---------------------------------------------------------------------------------
 
-def test_pool_route_runs_in_a_worker_process_with_the_request_snapshot(client):
-    reply = client.post("/pool/echo?a=1&a=2", data=b"payload \xc3\xa9",
+def test_pool_route_runs_in_a_worker_process_with_the_request_snapshot(fresh_client):
+    reply = fresh_client.post("/pool/echo?a=1&a=2", data=b"payload \xc3\xa9",
                         headers={"X-Test": "from-client"}, cookies={"c": "cookie-value"})
     assert reply.status == 200, reply.text
     seen = reply.json()
@@ -183,14 +191,25 @@ def test_pool_route_runs_in_a_worker_process_with_the_request_snapshot(client):
     assert seen["cookie_c"] == "cookie-value"
 
 
-def test_pool_route_answers_repeatedly(client):
+def test_pool_route_answers_repeatedly(fresh_client):
     pids = set()
     for number in range(5):
-        reply = client.get("/pool/echo", params={"a": str(number)})
+        reply = fresh_client.get("/pool/echo", params={"a": str(number)})
         assert reply.status == 200
         assert reply.json()["getall_a"] == [str(number)]
         pids.add(reply.json()["pid"])
     assert os.getpid() not in pids
+
+
+def test_closing_a_second_client_leaves_the_first_one_working():
+    with TestClient(request_app.app) as first:
+        assert first.get("/pool/echo").status == 200
+        with TestClient(request_app.app) as second:
+            assert second.get("/pool/echo").status == 200
+        reply = first.get("/pool/echo")
+        assert reply.status == 200, reply.text
+        assert reply.json()["in_pool"] is True
+        assert first.get("/echo").status == 200
 
 
 # ---- it refuses what the server refuses ------------------------------------------------------------

@@ -1,0 +1,747 @@
+"""Property and fuzz tests (hypothesis) for every parser pixie_web has: the request head,
+the connection state machine with chunked decoding, multipart, cookies, query strings,
+the router and the template compiler -- plus the response-side guards.
+
+Two kinds of promise are checked for each parser:
+
+* it never fails with anything but the framework's own errors (``ProtocolError`` /
+  ``HTTPError`` 4xx, ``TemplateError``), whatever the input;
+* it is linear-time on the adversarial inputs of its advisories.  Linearity is checked by
+  comparing the time for n and 10*n (best of a few runs); a quadratic parser takes ~100x
+  longer, the bound is 30x.  No absolute times.
+
+Attack ids (A14, E3, G2, ...) refer to ANCHORS.md Part 4.  The connection-level tests drive
+``HTTPProtocol`` over the in-memory transport TestClient uses, so that thousands of inputs
+(and thousands of ways to split them into packets) run in seconds.
+"""
+import asyncio
+import html
+import re
+import time
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+import pixie_web
+from pixie_web import (App, HTTPError, MultipartParser, Response, SimpleTemplate, TemplateError,
+                       TestClient, parse_cookie_header, parse_query_string)
+from tests.test_differential import chunked_bodies, request_heads
+
+FAST = settings(max_examples=200, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+tokens = st.text(TOKEN_CHARS, min_size=1, max_size=12)
+CTL_CHARS = [chr(c) for c in range(0x20) if c != 0x09] + ["\x7f"]
+
+
+# ---- timing helper ----------------------------------------------------------------------------
+
+def best_time(func, argument, repeat=3):
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func(argument)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def assert_linear(func, make_input, n, factor=10, bound=30):
+    """``func(make_input(factor * n))`` must take less than ``bound`` times ``func(make_input(n))``."""
+    small, large = make_input(n), make_input(factor * n)
+    func(small)                                      # warm caches and lazy compilation
+    t_small, t_large = best_time(func, small), best_time(func, large)
+    assert t_large < bound * t_small, (
+        f"n={n}: {t_small * 1000:.2f} ms, {factor}n: {t_large * 1000:.2f} ms "
+        f"(ratio {t_large / t_small:.0f}, linear would be ~{factor})")
+
+
+# ---- the request head ----------------------------------------------------------------------
+
+PARSERS = [pixie_web._parse_header_lines_pure]
+if pixie_web.httptools is not None:
+    PARSERS.append(pixie_web._parse_header_lines_httptools)
+
+
+@FAST
+@given(st.one_of(request_heads(), st.binary(max_size=300)), st.sampled_from(PARSERS))
+def test_request_head_parser_only_raises_protocol_errors_and_accepts_clean_heads(head, parse_lines):
+    try:
+        result = pixie_web.parse_request_head(head, 8190, 100, parse_lines)
+    except pixie_web.ProtocolError as error:
+        assert 400 <= error.status < 600
+        return
+    assert pixie_web._STR_TOKEN_RE.fullmatch(result.method)
+    assert re.fullmatch(rb"[\x21-\x7e]+", result.raw_target)
+    for name, value in result.header_pairs:
+        assert pixie_web._STR_TOKEN_RE.fullmatch(name) and name == name.lower()
+        assert not re.search("[\x00-\x08\x0a-\x1f\x7f]", value), value      # B1-B3
+        assert value == value.strip(" \t")
+    assert not (result.chunked and result.content_length is not None)      # A1
+    assert result.content_length is None or result.content_length >= 0   # A4
+    assert sum(name == "host" for name, _ in result.header_pairs) <= 1     # B10
+
+
+# ---- the connection: HTTPProtocol over an in-memory transport ---------------------------------
+
+fuzz_app = App(max_body_size=4096)
+
+
+@fuzz_app.route("/echo", methods=("GET", "POST", "PUT"))
+def fuzz_echo(request):
+    return bytes(request.body)
+
+
+@fuzz_app.get("/admin")
+def fuzz_admin(request):
+    return "admin"
+
+
+def settle(loop, protocol):
+    """Run the loop until the connection has answered all it can (a client that waits)."""
+    for _ in range(1000):
+        loop.run_until_complete(asyncio.sleep(0))
+        if not protocol._busy:
+            return
+
+
+def converse(pieces, app=fuzz_app):
+    """Feed ``pieces`` to one connection as separate packets, then EOF; all the server wrote."""
+    loop = asyncio.new_event_loop()
+    try:
+        server = pixie_web._Server(app, loop)
+        transport = pixie_web._MemoryTransport(loop)
+        protocol = pixie_web.HTTPProtocol(server)
+        transport._protocol = protocol
+        protocol.connection_made(transport)
+        for piece in pieces:
+            if transport.is_closing():
+                break
+            protocol.data_received(piece)
+            settle(loop, protocol)
+        if not transport.is_closing() and not protocol.eof_received():
+            transport.close()
+        loop.run_until_complete(asyncio.wait_for(transport.closed, 5.0))
+        loop.run_until_complete(asyncio.sleep(0))
+        return re.sub(rb"\r\nDate: [^\r\n]*", b"", bytes(transport.output))
+    finally:
+        loop.close()
+
+
+def responses(output):
+    """Split server output into ``(status, headers dict, body)``; fails on malformed output."""
+    result = []
+    while output:
+        head, separator, rest = output.partition(b"\r\n\r\n")
+        assert separator, f"truncated response head {output[:200]!r}"
+        lines = head.split(b"\r\n")
+        assert re.fullmatch(rb"HTTP/1\.1 [1-5][0-9][0-9] [\x20-\x7e]*", lines[0]), lines[0]
+        headers = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(b": ")
+            assert colon and pixie_web._TOKEN_RE.fullmatch(name), line
+            headers[name.decode().lower()] = value.decode("latin-1")
+        status = int(lines[0].split()[1])
+        length = 0 if status == 100 else int(headers.get("content-length", 0))
+        result.append((status, headers, rest[:length]))
+        output = rest[length:]
+    return result
+
+
+def split_at(data, cuts):
+    points = sorted({cut % (len(data) + 1) for cut in cuts})
+    return [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
+
+
+@st.composite
+def pipelines(draw):
+    """One connection's bytes: a few requests, valid or mutated, with bodies."""
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["get", "length", "chunked", "generated"]))
+        if kind == "get":
+            parts.append(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        elif kind == "length":
+            body = draw(st.binary(max_size=40))
+            parts.append(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        elif kind == "chunked":
+            parts.append(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + draw(chunked_bodies()))
+        else:      # (HEAD answers carry a Content-Length without a body: left out for parsing)
+            head = draw(request_heads())
+            parts.append((b"GET" + head[4:] if head.startswith(b"HEAD") else head) + b"\r\n\r\n")
+    parts.append(b"GET /admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    return b"".join(parts)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines(), st.lists(st.integers(0, 10_000), max_size=8))
+def test_any_packet_split_gives_the_same_answers(data, cuts):
+    # B9: aiohttp CVE-2026-54277 -- limits and framing must not depend on TCP segmentation.
+    # ("100 Continue" is only sent to a request at the head of the line, which depends on
+    # what the client sent before: it is left out of the comparison.)
+    def answers(pieces):
+        return converse(pieces).replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
+    assert answers(split_at(data, cuts)) == answers([data])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(pipelines(), st.binary(max_size=400)))
+def test_connections_answer_only_well_formed_responses_and_nothing_after_a_close(data):
+    # A15: after a framing error the server answers it, closes, and dispatches nothing more
+    replies = responses(converse([data]))
+    for index, (status, headers, _) in enumerate(replies):
+        assert status != 500, data
+        if headers.get("connection") == "close":
+            assert index == len(replies) - 1, f"a response after Connection: close for {data!r}"
+
+
+def reference_chunked(data):
+    """An independent strict chunked decoder (the grammar of the README): chunk-size is
+    1-16 hex digits, then ``;name`` / ``;name=token`` / ``;name="quoted"`` extensions, CRLF,
+    the data, CRLF; trailers follow the header rules without CL/TE/Host.
+
+    Returns ``("ok", body, rest)`` or ``("error",)`` (malformed, or cut short).
+    """
+    tchar = set(TOKEN_CHARS.encode())
+    body, position = bytearray(), 0
+    while True:
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            return ("error",)
+        line, i = data[position:end], 0
+        while i < len(line) and chr(line[i]) in "0123456789abcdefABCDEF":
+            i += 1
+        if not 1 <= i <= 16:
+            return ("error",)
+        size = int(line[:i], 16)
+        while i < len(line):                          # ;name[=token|"quoted"]
+            if line[i] != ord(";"):
+                return ("error",)
+            j = token_end(line, i + 1, tchar)
+            if j == i + 1:
+                return ("error",)
+            i = j
+            if i < len(line) and line[i] == ord("="):
+                if i + 1 < len(line) and line[i + 1] == ord('"'):
+                    i = quoted_end(line, i + 1)
+                    if i < 0:
+                        return ("error",)
+                else:
+                    j = token_end(line, i + 1, tchar)
+                    if j == i + 1:
+                        return ("error",)
+                    i = j
+        position = end + 2
+        if size == 0:
+            break
+        body += data[position:position + size]
+        position += size
+        if data[position:position + 2] != b"\r\n":
+            return ("error",)
+        position += 2
+    while True:                                       # trailers
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            return ("error",)
+        line = data[position:end]
+        position = end + 2
+        if not line:
+            return ("ok", bytes(body), data[position:])
+        name, colon, value = line.partition(b":")
+        if (not colon or not name or token_end(name, 0, tchar) != len(name)
+                or re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", value)
+                or name.lower() in (b"content-length", b"transfer-encoding", b"host")):
+            return ("error",)
+
+
+def token_end(data, i, tchar):
+    while i < len(data) and data[i] in tchar:
+        i += 1
+    return i
+
+
+def quoted_end(line, i):
+    """Index after the quoted-string starting at ``line[i] == '"'``, or -1."""
+    i += 1
+    while i < len(line):
+        c = line[i]
+        if c == ord('"'):
+            return i + 1
+        if c == ord("\\"):
+            if i + 1 >= len(line) or not (line[i + 1] == 9 or 0x20 <= line[i + 1] <= 0x7e or line[i + 1] >= 0x80):
+                return -1
+            i += 2
+        elif c == 9 or 0x20 <= c <= 0x7e or c >= 0x80:
+            i += 1
+        else:
+            return -1
+    return -1
+
+
+CHUNKED_HEAD = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunked_bodies())
+@example(b"3\r\nxxx__1a\r\n0\r\n\r\n")             # A11: h11 CVE-2025-43859
+@example(b"3\r\nxxx\r_1a\r\n0\r\n\r\n")            # A11
+@example(b"5;a\nb\r\nhello\r\n0\r\n\r\n")           # A10: aiohttp CVE-2024-52304
+@example(b"6_0\r\n" + b"x" * 96 + b"\r\n0\r\n\r\n")  # A9
+@example(b"2\r\nhi\r\n0\r\nXX")                     # A12
+@example(b"2\r\nhi\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n")   # A13
+def test_chunked_decoding_matches_a_strict_reference_decoder(body):
+    expected = reference_chunked(body)
+    replies = responses(converse([CHUNKED_HEAD + body]))
+    assert replies, body
+    status, headers, echoed = replies[0]
+    if expected[0] == "ok":
+        assert (status, echoed) == (200, expected[1]), body
+    else:        # malformed, or cut short by EOF: one 400 and close, never a dispatch
+        assert [reply[0] for reply in replies] == [400], body
+        assert headers.get("connection") == "close"
+
+
+@FAST
+@given(st.lists(st.binary(min_size=1, max_size=50), max_size=20),
+       st.lists(st.sampled_from([b"", b";a", b";a=b", b';q="x\\"y;z"', b";a;b=c"]), min_size=20, max_size=20),
+       st.lists(st.tuples(tokens, st.text("abc xyz-=;", max_size=10)), max_size=3),
+       st.lists(st.integers(0, 10_000), max_size=6))
+def test_chunked_bodies_round_trip_with_extensions_trailers_and_any_split(chunks, extensions, trailers, cuts):
+    assume(all(name.lower() not in ("content-length", "transfer-encoding", "host") for name, _ in trailers))
+    wire = b"".join(b"%x%s\r\n%s\r\n" % (len(chunk), ext, chunk) for chunk, ext in zip(chunks, extensions))
+    wire += b"0\r\n" + b"".join(f"{name}: {value}\r\n".encode() for name, value in trailers) + b"\r\n"
+    replies = responses(converse(split_at(CHUNKED_HEAD + wire, cuts)))
+    assert [(status, body) for status, _, body in replies] == [(200, b"".join(chunks))]
+
+
+def test_one_byte_chunks_are_decoded_in_linear_time():
+    # A14: aiohttp CVE-2025-69229 (O(n^2) chunk list); ChunkLoris
+    def decode(wire):
+        [(status, _, body)] = responses(converse([wire[i:i + 65536] for i in range(0, len(wire), 65536)],
+                                                 app=big_app))
+        assert status == 200
+    big_app = App(max_body_size=1 << 20)
+    big_app.post("/echo")(fuzz_echo)
+    assert_linear(decode, lambda n: CHUNKED_HEAD + b"1\r\nx\r\n" * n + b"0\r\n\r\n", 2500)
+
+
+def test_long_header_lines_are_parsed_in_linear_time():
+    # B13: waitress CVE-2020-5236 (backtracking header regex)
+    def parse(head):
+        with pytest.raises(pixie_web.ProtocolError):
+            pixie_web.parse_request_head(head, 8190, 100, pixie_web._parse_header_lines_pure)
+    assert_linear(parse, lambda n: b"GET / HTTP/1.1\r\nHost: a\r\nX: a" + b"\t " * n + b"\x01", 20_000)
+
+
+# ---- multipart ---------------------------------------------------------------------------
+
+BOUNDARY_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'()+_,-./:=?"
+boundaries = st.text(BOUNDARY_CHARS, min_size=1, max_size=70)
+# Names and file names as browsers send them: '"', CR and LF are percent-escaped (WHATWG),
+# everything else -- backslashes included -- is sent as it is.
+form_names = st.text(st.characters(blacklist_characters='"\r\n', blacklist_categories=("Cs", "Cc")),
+                     min_size=1, max_size=20)
+
+
+@st.composite
+def multipart_forms(draw):
+    boundary = draw(boundaries)
+    fields = draw(st.lists(st.tuples(form_names, st.text(max_size=60)), max_size=4))
+    files = draw(st.lists(st.tuples(form_names, form_names, st.binary(max_size=300)), max_size=3))
+    parts = []
+    for name, value in fields:
+        parts.append(f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode())
+    for name, filename, data in files:
+        parts.append(f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                     f"Content-Type: application/x-test\r\n\r\n".encode() + data)
+    delimiter = b"--" + boundary.encode()
+    body = b"".join(delimiter + b"\r\n" + part + b"\r\n" for part in parts) + delimiter + b"--\r\n"
+    assume(all(b"\r\n" + delimiter not in b"\r\n" + part for part in parts))
+    return boundary.encode(), body, fields, files
+
+
+def multipart_parse(boundary, pieces):
+    parser = MultipartParser(boundary)
+    for piece in pieces:
+        parser.feed(piece)
+    fields, files = parser.finish()
+    return (fields.items(), [(name, upload.raw_filename, upload.content_type, upload.read())
+                             for name, upload in files.items()])
+
+
+@FAST
+@given(multipart_forms(), st.lists(st.integers(0, 5000), max_size=10))
+def test_multipart_round_trips_under_any_split(form, cuts):
+    boundary, body, fields, files = form
+    expected = ([(name, value) for name, value in fields],
+                [(name, filename, "application/x-test", data) for name, filename, data in files])
+    assert multipart_parse(boundary, [body]) == expected
+    assert multipart_parse(boundary, split_at(body, cuts)) == expected
+
+
+@FAST
+@given(multipart_forms(), st.integers(0, 10_000), st.binary(min_size=1, max_size=4),
+       st.lists(st.integers(0, 5000), max_size=4))
+def test_mutated_multipart_only_fails_with_http_400_or_413(form, position, junk, cuts):
+    # E6: aiohttp CVE-2024-30251 (infinite loop on malformed parts), CVE-2025-69227
+    boundary, body, _, _ = form
+    position %= len(body) + 1
+    mutated = body[:position] + junk + body[position + len(junk):]
+    try:
+        multipart_parse(boundary, split_at(mutated, cuts))
+    except HTTPError as error:
+        assert error.status in (400, 413)
+
+
+@FAST
+@given(boundaries, st.binary(max_size=600))
+def test_garbage_multipart_only_fails_with_http_400_or_413(boundary, data):
+    try:
+        multipart_parse(boundary.encode(), [data])
+    except HTTPError as error:
+        assert error.status in (400, 413)
+
+
+@pytest.mark.parametrize("shape", ["crlf-preamble", "cr-file-data", "lf-file-data", "crlf-epilogue"])
+def test_multipart_adversarial_shapes_are_linear(shape):
+    # E3: werkzeug CVE-2023-46136; E4: python-multipart CVE-2024-53981
+    head = b'--b\r\nContent-Disposition: form-data; name="f"; filename="x"\r\n\r\n'
+    make = {
+        "crlf-preamble": lambda n: b"\r\n" * n + b"--b--\r\n",
+        "cr-file-data": lambda n: head + b"\r" + b"a" * (20 * n) + b"\r\n--b--\r\n",
+        "lf-file-data": lambda n: head + b"\n" * (20 * n) + b"\r\n--b--\r\n",
+        "crlf-epilogue": lambda n: b"--b--\r\n" + b"\r\n" * n,
+    }[shape]
+
+    def parse(body):
+        parser = MultipartParser(b"b")
+        try:
+            for i in range(0, len(body), 8192):
+                parser.feed(body[i:i + 8192])
+            parser.finish()
+        except HTTPError as error:
+            assert error.status == 400 and shape == "crlf-preamble"
+    assert_linear(parse, make, 20_000)
+
+
+# ---- cookies --------------------------------------------------------------------------------
+
+cookie_octets = st.text("".join(chr(c) for c in range(0x21, 0x7f) if chr(c) not in '",;\\'), max_size=20)
+
+
+@FAST
+@given(st.text(max_size=200))
+@example('=__Host-test=bad')                       # G1
+@example('a="' + "\\" * 41 + '"')                  # G2
+def test_cookie_parser_never_fails_and_returns_only_token_names(header):
+    cookies = parse_cookie_header(header)
+    for name, value in cookies.items():
+        assert pixie_web._STR_TOKEN_RE.fullmatch(name)
+        assert isinstance(value, str)
+
+
+@FAST
+@given(st.dictionaries(tokens, cookie_octets, max_size=6), st.lists(st.sampled_from(
+    ['=x', 'bad pair', 'c=d\x09d', 'lt={"id":"x"}', '"quoted"=1', 'x="unterminated', 'é=1', '']),
+    max_size=4), st.randoms(use_true_random=False))
+def test_malformed_cookie_pairs_never_drop_the_valid_ones(valid, junk, rnd):
+    # G3: CPython gh-127195 (SimpleCookie drops every cookie when one is malformed)
+    pairs = [f"{name}={value}" for name, value in valid.items()] + junk
+    rnd.shuffle(pairs)
+    parsed = parse_cookie_header("; ".join(pairs))
+    for name, value in valid.items():
+        assert parsed.get(name) == value
+    assert "__Host-test" not in parsed and "" not in parsed
+
+
+@FAST
+@given(tokens, st.text(st.characters(blacklist_characters=";", blacklist_categories=("Cs",)), max_size=40)
+       .filter(lambda value: not re.search("[\x00-\x08\x0a-\x1f\x7f]", value)))
+def test_any_value_set_as_a_cookie_is_read_back_unchanged(name, value):
+    response = Response("x")
+    response.set_cookie(name, value)
+    [set_cookie] = response.headers.getall("Set-Cookie")
+    pair = set_cookie.split("; Path=/")[0]          # the attributes follow the pair
+    assert parse_cookie_header(pair) == {name: value}
+    assert set_cookie.count(";") == 3                # name=value; Path; HttpOnly; SameSite: C3
+
+
+def test_quoted_cookie_of_backslashes_is_unquoted_in_linear_time():
+    # G2: CPython CVE-2024-7592, tornado CVE-2024-52804
+    def parse(header):
+        assert len(parse_cookie_header(header)["a"]) * 2 == header.count("\\")
+    assert_linear(parse, lambda n: 'a="' + "\\" * (2 * n) + '"', 10_000)
+
+
+# ---- query strings ---------------------------------------------------------------------------
+
+@FAST
+@given(st.lists(st.tuples(st.text(max_size=15), st.text(max_size=15)), max_size=20))
+def test_query_strings_round_trip_and_only_ampersand_separates(pairs):
+    # H1: bottle CVE-2020-28473, CPython CVE-2021-23336
+    assert parse_query_string(urlencode(pairs)).items() == pairs
+    semicolons = parse_query_string("a=1;a=2&utm=x")
+    assert semicolons.getall("a") == ["1;a=2"]
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_query_string_parser_never_fails_on_any_text(text):
+    try:
+        parse_query_string(text, max_params=20)
+    except HTTPError as error:
+        assert error.status == 400 and text.count("&") >= 20
+
+
+@FAST
+@given(st.integers(1, 60), st.integers(1, 60))
+def test_query_parameter_limit_is_exact(count, limit):
+    # H3: CPython parse_qsl(max_num_fields)
+    query = "&".join(["a=1"] * count)
+    if count > limit:
+        with pytest.raises(HTTPError) as raised:
+            parse_query_string(query, max_params=limit)
+        assert raised.value.status == 400
+    else:
+        assert len(parse_query_string(query, max_params=limit).getall("a")) == count
+
+
+def test_query_string_with_many_parameters_is_refused_in_linear_time():
+    # H3: 100,000 pairs: refusal must not cost more than splitting once
+    def parse(query):
+        with pytest.raises(HTTPError):
+            parse_query_string(query, max_params=1000)
+    assert_linear(parse, lambda n: "&a=1" * n, 10_000)
+
+
+# ---- the router -------------------------------------------------------------------------------
+
+segment_text = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/"),
+                       min_size=1, max_size=12)
+path_text = st.lists(segment_text, min_size=1, max_size=3).map("/".join)
+WILDCARDS = {
+    "": segment_text,
+    ":int": st.integers(-10**6, 10**6),
+    ":path": path_text,
+    ":re:[a-z]{1,8}": st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+}
+
+
+@st.composite
+def route_sets(draw):
+    """Routes mixing literals and wildcards; each ends with its own literal, so exactly one
+    route can match a URL built for it."""
+    routes = []
+    for index in range(draw(st.integers(1, 6))):
+        pieces, strategies = [], {}
+        for position in range(draw(st.integers(0, 3))):
+            if draw(st.booleans()):
+                pieces.append(draw(st.sampled_from(["users", "api", "v1", "a-b", "x.y"])))
+            else:
+                kind = draw(st.sampled_from(sorted(WILDCARDS)))
+                pieces.append(f"<w{position}{kind}>")
+                strategies[f"w{position}"] = WILDCARDS[kind]
+        pieces.append(f"r{index}")
+        routes.append(("/" + "/".join(pieces), strategies))
+    return routes
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(route_sets(), st.data())
+def test_url_for_builds_urls_that_route_back_to_the_same_route_and_params(routes, data):
+    app = App()
+    for index, (path, _) in enumerate(routes):
+        def handler(request, _index=index, **params):
+            return {"route": _index, "params": params, "query": request.query.items()}
+        app.get(path, name=f"route{index}")(handler)
+    with TestClient(app) as client:
+        for index, (path, strategies) in enumerate(routes):
+            params = {name: data.draw(strategy, label=name) for name, strategy in strategies.items()}
+            extra = data.draw(st.dictionaries(st.sampled_from(["q", "page"]), st.text(max_size=5)))
+            url = app.url_for(f"route{index}", **params, **extra)
+            reply = client.get(url)
+            assert reply.status == 200, (path, params, url, reply.body)
+            assert reply.json() == {"route": index, "params": params,
+                                    "query": [[k, v] for k, v in extra.items()]}, url
+
+
+@pytest.mark.parametrize("value", ["a/b", "/", "a/../admin"])
+def test_url_for_with_a_slash_in_a_one_segment_value_routes_back_or_is_refused(value):
+    # README: "single-segment values are percent-encoded (including /)"; the URL must then
+    # reach the same route with the same value -- or url_for must refuse the value.
+    app = App()
+    app.get("/user/<name>", name="user")(lambda request, name: {"name": name})
+    try:
+        url = app.url_for("user", name=value)
+    except ValueError:
+        return
+    with TestClient(app) as client:
+        reply = client.get(url)
+    assert (reply.status, reply.body) == (200, b'{"name":"%s"}' % value.encode()), url
+
+
+@FAST
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_url_for_float_values_route_back(value):
+    app = App()
+    app.get("/f/<x:float>", name="f")(lambda request, x: {"x": x})
+    url = app.url_for("f", x=value)
+    with TestClient(app) as client:
+        reply = client.get(url)
+    assert reply.status == 200 and reply.json() == {"x": value}, url
+
+
+@FAST
+@given(st.text(max_size=60))
+def test_route_lookup_never_fails_on_any_path(path):
+    app = App()
+    app.get("/<a>/<b:int>/<c:float>")(lambda request, a, b, c: "x")
+    app.get("/files/<p:path>")(lambda request, p: "x")
+    app.get("/static")(lambda request: "x")
+    try:
+        route, params, allowed = app.find("GET", "/" + path)
+    except HTTPError as error:
+        assert error.status == 400
+        return
+    assert route is None or route.method == "GET"
+
+
+# ---- templates --------------------------------------------------------------------------------
+
+TEMPLATE_PIECES = ["{{", "}}", "{{!", "x", "y", "%", "% ", "%%", "<%", "%>", "\n", " ", "end",
+                   "if x:", "else:", "for i in y:", "'", '"', "(", ")", "[", "#", ":", "\\", "é",
+                   "{{x}}", "{{ y[0] }}", "% end\n", "% if x:\n", "include", "get('x')"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TEMPLATE_PIECES), max_size=40).map("".join))
+def test_template_compiler_fails_only_with_template_error(source):
+    try:
+        SimpleTemplate(source).render(x="<b>", y=["a"])
+    except TemplateError as error:
+        assert "<template>" in str(error)
+
+
+@FAST
+@given(st.one_of(st.text(max_size=50), st.integers(), st.binary(max_size=20)))
+def test_inline_expressions_are_always_html_escaped(value):
+    rendered = SimpleTemplate("{{x}}").render(x=value)
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    assert rendered == html.escape(text, quote=True)
+    assert not set("<>\"'") & set(rendered.replace("&lt;", "").replace("&gt;", "")
+                                  .replace("&quot;", "").replace("&#x27;", ""))
+
+
+@FAST
+@given(st.text(st.characters(blacklist_categories=("Cs",)), max_size=80))
+def test_text_without_template_syntax_renders_verbatim(text):
+    assume("{{" not in text and "<%" not in text)
+    assume(not any(line.lstrip().startswith("%") for line in text.splitlines()))
+    assert SimpleTemplate(text).render() == text
+
+
+@FAST
+@given(st.integers(0, 30))
+def test_syntax_errors_name_the_template_line(blank_lines):
+    source = "text\n" * blank_lines + "% if x\nbody\n% end\n"
+    with pytest.raises(TemplateError) as raised:
+        SimpleTemplate(source, name="page.tpl")
+    assert f"page.tpl, line {blank_lines + 1}" in str(raised.value)
+
+
+@pytest.mark.parametrize("piece", ["text {{x}} ", "{{", "}}", "<% x = 1 %>\n", "% if x:\n% end\n"])
+def test_template_compilation_is_linear_in_the_source_size(piece):
+    # Template source is trusted code (README), but a compiler that is quadratic on one
+    # long line still turns a large generated template into a CPU sink.
+    def compile_source(source):
+        try:
+            SimpleTemplate(source)
+        except TemplateError:
+            pass
+    assert_linear(compile_source, lambda n: piece * n, 500)
+
+
+# ---- JSON bodies ---------------------------------------------------------------------------------
+
+json_app = App()
+
+
+@json_app.post("/json")
+def json_handler(request):
+    return {"type": type(request.json).__name__}
+
+
+@FAST
+@given(st.binary(max_size=100) | st.text(max_size=100).map(str.encode))
+def test_request_json_fails_only_with_400(body):
+    with TestClient(json_app) as client:
+        reply = client.post("/json", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status in (200, 400), reply.body
+
+
+@pytest.mark.parametrize("depth, status", [(500, 200), (100_000, 400)])
+def test_deeply_nested_json_is_refused_with_400(depth, status):
+    # E11: bottle MEMFILE_MAX / RecursionError
+    with TestClient(json_app) as client:
+        reply = client.post("/json", data=b"[" * depth + b"]" * depth,
+                            headers={"Content-Type": "application/json"})
+    assert reply.status == status
+
+
+def test_json_depth_check_is_linear():
+    assert_linear(pixie_web._json_too_deep, lambda n: b'["\\"[",' * n + b"1" + b"]" * n, 10_000)
+
+
+# ---- response-side guards ------------------------------------------------------------------------
+
+@FAST
+@given(st.text(max_size=10), st.sampled_from(CTL_CHARS), st.text(max_size=10))
+def test_header_values_with_control_characters_are_refused(before, ctl, after):
+    # C1: bottle CVE-2016-9964, uvicorn CVE-2020-7695, gunicorn CVE-2018-1000164
+    value = before + ctl + after
+    for setter in (lambda: Response("x", headers={"X-A": value}),
+                   lambda: Response("x").headers.add("X-A", value),
+                   lambda: pixie_web.RedirectResponse("/" + value),
+                   lambda: pixie_web.redirect("/" + value),
+                   lambda: Response("x").set_cookie("a", value),
+                   lambda: Response("x").set_cookie("a", "b", path="/" + value),
+                   lambda: Response("x").set_cookie("a", "b", domain="d" + value)):
+        with pytest.raises(ValueError):
+            setter()
+
+
+@FAST
+@given(st.text(min_size=1, max_size=12))
+def test_header_names_that_are_not_tokens_are_refused(name):
+    # C6
+    assume(not pixie_web._STR_TOKEN_RE.fullmatch(name))
+    with pytest.raises(ValueError):
+        Response("x", headers={name: "1"})
+
+
+@FAST
+@given(st.text(max_size=40))
+def test_download_names_never_break_the_content_disposition_header(name):
+    # C4: aiohttp CVE-2026-34514 / CVE-2026-50269
+    assume(name)
+    value = pixie_web._content_disposition(name)
+    assert not re.search("[\x00-\x1f\x7f]", value)
+    assert re.fullmatch(r'attachment; filename="[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+                        r"(; filename\*=UTF-8''[A-Za-z0-9%._~-]*)?", value), value
+    Response("x", headers={"Content-Disposition": value})     # accepted by the header guard
+
+
+@FAST
+@given(st.integers(-10**4, 10**4))
+def test_any_status_a_handler_returns_gives_a_valid_status_line_or_500(status):
+    # C2: the status line is a 3-digit code and a fixed reason phrase, nothing else
+    app = App()
+    app.get("/")(lambda request: ("x", status))
+    with TestClient(app) as client:
+        reply = client.get("/")
+    assert 100 <= reply.status <= 999 and str(reply.status) == str(reply.status).strip()
+    if not 100 <= status <= 999:
+        assert reply.status == 500
