@@ -127,6 +127,8 @@ _STR_TOKEN_RE = re.compile(_TOKEN.decode())
 _CTL_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CTL_STR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _HEAD_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF are checked apart
+# In a request head: a control byte, or a CR / LF that is not part of a CRLF pair.
+_BAD_HEAD_BYTE_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 
 
 def _check_header_name(name):
@@ -467,21 +469,24 @@ class ProtocolError(Exception):
 
 
 
+_HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + r":[^\r\n]*\r\n)*"
+                              + _TOKEN.decode() + r":[^\r\n]*")
+_HEADER_LINE_RE = re.compile(r"(" + _TOKEN.decode() + r"):([^\r\n]*)")
+
+
 def _parse_header_lines_pure(block):
     """A header block (bytes, lines joined by CRLF, no final CRLF) → ``[(lower name, value)]``.
 
-    Raises ProtocolError for a line that is not ``token ":" value``.
+    Raises ProtocolError unless every line is ``token ":" value``. One deterministic regex
+    validates the whole block (linear: a token cannot contain ':' or CR/LF), a second one
+    extracts the pairs; both run in C.
     """
-    pairs = []
     if not block:
-        return pairs
-    token = _TOKEN_RE.fullmatch
-    for line in block.split(b"\r\n"):
-        name, colon, value = line.partition(b":")
-        if not colon or not token(name):
-            raise ProtocolError(400, "invalid header line")
-        pairs.append((name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")))
-    return pairs
+        return []
+    text = block.decode("latin-1")
+    if _HEADER_BLOCK_RE.fullmatch(text) is None:
+        raise ProtocolError(400, "invalid header line")
+    return [(name.lower(), value.strip(" \t")) for name, value in _HEADER_LINE_RE.findall(text)]
 
 
 # ---- Routing --------------------------------------------------------------------------------
@@ -2815,11 +2820,11 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
 
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
     """
-    if _HEAD_CTL_RE.search(head):
-        raise ProtocolError(400, "control character in the request head")
+    bad = _BAD_HEAD_BYTE_RE.search(head)
+    if bad is not None:
+        raise ProtocolError(400, "lines must end with CRLF" if bad.group(0) in (b"\r", b"\n")
+                            else "control character in the request head")
     line_feeds = head.count(b"\n")
-    if line_feeds != head.count(b"\r\n") or head.count(b"\r") != line_feeds:
-        raise ProtocolError(400, "lines must end with CRLF")
     request_line, _, block = head.partition(b"\r\n")
     if len(request_line) > max_request_line:
         raise ProtocolError(414)
@@ -2849,17 +2854,19 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
 
 def _check_framing(head, pairs):
     """Content-Length / Transfer-Encoding / Host / Connection / Expect rules (SPEC §12)."""
-    content_lengths, codings, hosts = [], [], []
-    connection = expect = ""
+    content_lengths, codings, hosts, connection = [], [], [], []
+    expect = ""
     for name, value in pairs:
-        if name == "content-length":
+        if name == "host":
+            hosts.append(value)
+        elif name[0] not in "cte":       # none of the framing fields: most headers stop here
+            continue
+        elif name == "content-length":
             content_lengths.append(value)
         elif name == "transfer-encoding":
             codings.append(value)
-        elif name == "host":
-            hosts.append(value)
         elif name == "connection":
-            connection += "," + value.lower()
+            connection.append(value.lower())
         elif name == "expect":
             expect = value.lower()
     head.content_length = None
@@ -2889,7 +2896,7 @@ def _check_framing(head, pairs):
     head.host = hosts[0] if hosts else ""
     if not _HOST_RE.fullmatch(head.host):
         raise ProtocolError(400, "invalid Host header")
-    tokens = {token.strip(" \t") for token in connection.split(",")}
+    tokens = {token.strip(" \t") for value in connection for token in value.split(",")}
     if head.http_version == "1.1":
         head.keep_alive = "close" not in tokens
     else:
