@@ -127,8 +127,6 @@ _STR_TOKEN_RE = re.compile(_TOKEN.decode())
 _CTL_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CTL_STR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _HEAD_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF are checked apart
-# In a request head: a control byte, or a CR / LF that is not part of a CRLF pair.
-_BAD_HEAD_BYTE_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 
 
 def _check_header_name(name):
@@ -2820,11 +2818,11 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
 
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
     """
-    bad = _BAD_HEAD_BYTE_RE.search(head)
-    if bad is not None:
-        raise ProtocolError(400, "lines must end with CRLF" if bad.group(0) in (b"\r", b"\n")
-                            else "control character in the request head")
-    line_feeds = head.count(b"\n")
+    if _HEAD_CTL_RE.search(head):
+        raise ProtocolError(400, "control character in the request head")
+    line_feeds = head.count(b"\n")          # C-speed counts: every CR and LF must pair up
+    if line_feeds != head.count(b"\r\n") or head.count(b"\r") != line_feeds:
+        raise ProtocolError(400, "lines must end with CRLF")
     request_line, _, block = head.partition(b"\r\n")
     if len(request_line) > max_request_line:
         raise ProtocolError(414)
@@ -2944,12 +2942,11 @@ _HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
 class _Pending:
     """A parsed request waiting for its turn: the request plus what the protocol knows."""
 
-    __slots__ = ("request", "keep_alive", "error", "body_parts")
+    __slots__ = ("request", "keep_alive", "body_parts")
 
     def __init__(self, request, keep_alive):
         self.request = request
         self.keep_alive = keep_alive
-        self.error = None           # a ProtocolError / HTTPError found before dispatch
         self.body_parts = []
 
 
@@ -3177,19 +3174,15 @@ class HTTPProtocol(asyncio.Protocol):
         request.route = route
         request.path_params = params
         if route is None:
-            pending.error = (app._routing_error(request, allowed), has_body)
+            app._routing_error(request, allowed)       # 404, 405, OPTIONS or a redirect
         elif head.content_length is not None and head.content_length > app.max_body_size:
             request._routing_outcome = HTTPError(
                 413, f"the body is larger than max_body_size ({app.max_body_size} bytes)")
-            pending.error = (request._routing_outcome, True)
-        if pending.error is not None:
-            if pending.error[1]:          # a body we will not read: answer, then close
+        refused = request._routing_outcome is not None
+        if refused or not has_body:
+            if refused and has_body:      # a body we will not read: answer, then close
                 pending.keep_alive = False
                 self._state = _DEAD
-            self._queue.append(pending)
-            self.deadline = None
-            return
-        if not has_body:
             self._queue.append(pending)
             self.deadline = None
             return
@@ -3863,9 +3856,9 @@ class App(Router):
         """
         request = pending.request
         route = request.route
-        if (pending.error is not None or route.route_type is not RouteType.sync or self._middleware
-                or self._before or self._after or (route.owner is not self and
-                                                   isinstance(route.owner, App))):
+        if (request._routing_outcome is not None or route.route_type is not RouteType.sync
+                or self._middleware or self._before or self._after
+                or (route.owner is not self and isinstance(route.owner, App))):
             return None, None
         try:
             result = route.handler(request, **request.path_params)

@@ -182,8 +182,17 @@ def test_any_packet_split_gives_the_same_answers(data, cuts):
     # B9: aiohttp CVE-2026-54277 -- limits and framing must not depend on TCP segmentation.
     # ("100 Continue" is only sent to a request at the head of the line, which depends on
     # what the client sent before: it is left out of the comparison.)
+    # An error's detail line may name a different first problem when a packet ends early
+    # (a bare LF seen before a NUL, say): statuses and the rest must be the same.
     def answers(pieces):
-        return converse(pieces).replace(b"HTTP/1.1 100 Continue\r\n\r\n", b"")
+        answered = []
+        for status, headers, body in responses(converse(pieces)):
+            if status >= 400:
+                body = body.split(b"\n")[0]
+                headers.pop("content-length")
+            if status != 100:
+                answered.append((status, headers, body))
+        return answered
     assert answers(split_at(data, cuts)) == answers([data])
 
 
@@ -342,8 +351,9 @@ BOUNDARY_CHARS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 boundaries = st.text(BOUNDARY_CHARS, min_size=1, max_size=70)
 # Names and file names as browsers send them: '"', CR and LF are percent-escaped (WHATWG),
 # everything else -- backslashes included -- is sent as it is.
+# (A name ending with a backslash has a test of its own below.)
 form_names = st.text(st.characters(blacklist_characters='"\r\n', blacklist_categories=("Cs", "Cc")),
-                     min_size=1, max_size=20)
+                     min_size=1, max_size=20).filter(lambda name: not name.endswith("\\"))
 
 
 @st.composite
@@ -363,23 +373,42 @@ def multipart_forms(draw):
     return boundary.encode(), body, fields, files
 
 
+def grouped(pairs):
+    """Pairs as a MultiDict reports them: every value of a name, in order, by name."""
+    result = {}
+    for name, value in pairs:
+        result.setdefault(name, []).append(value)
+    return result
+
+
 def multipart_parse(boundary, pieces):
     parser = MultipartParser(boundary)
     for piece in pieces:
         parser.feed(piece)
     fields, files = parser.finish()
-    return (fields.items(), [(name, upload.raw_filename, upload.content_type, upload.read())
-                             for name, upload in files.items()])
+    return (grouped(fields.items()),
+            grouped((name, (upload.raw_filename, upload.content_type, upload.read()))
+                    for name, upload in files.items()))
 
 
 @FAST
 @given(multipart_forms(), st.lists(st.integers(0, 5000), max_size=10))
 def test_multipart_round_trips_under_any_split(form, cuts):
     boundary, body, fields, files = form
-    expected = ([(name, value) for name, value in fields],
-                [(name, filename, "application/x-test", data) for name, filename, data in files])
+    expected = (grouped(fields),
+                grouped((name, (filename, "application/x-test", data)) for name, filename, data in files))
     assert multipart_parse(boundary, [body]) == expected
     assert multipart_parse(boundary, split_at(body, cuts)) == expected
+
+
+@pytest.mark.parametrize("name, filename", [("\\", "x.txt"), ("f", "a\\"), ("f", "C:\\dir\\")])
+def test_multipart_names_ending_with_a_backslash_are_kept(name, filename):
+    # Browsers escape only '"' (as %22), CR and LF in names (WHATWG): a backslash before the
+    # closing quote is a literal character, as the parser's own comment says.
+    body = (f'--b\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n\r\n'
+            "data\r\n--b--\r\n").encode()
+    _, files = multipart_parse(b"b", [body])
+    assert files == {name: [(filename, "application/octet-stream", b"data")]}
 
 
 @FAST
@@ -482,7 +511,7 @@ def test_quoted_cookie_of_backslashes_is_unquoted_in_linear_time():
 @given(st.lists(st.tuples(st.text(max_size=15), st.text(max_size=15)), max_size=20))
 def test_query_strings_round_trip_and_only_ampersand_separates(pairs):
     # H1: bottle CVE-2020-28473, CPython CVE-2021-23336
-    assert parse_query_string(urlencode(pairs)).items() == pairs
+    assert grouped(parse_query_string(urlencode(pairs)).items()) == grouped(pairs)
     semicolons = parse_query_string("a=1;a=2&utm=x")
     assert semicolons.getall("a") == ["1;a=2"]
 
