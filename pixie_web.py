@@ -467,24 +467,36 @@ class ProtocolError(Exception):
 
 
 
-_HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + r":[^\r\n]*\r\n)*"
-                              + _TOKEN.decode() + r":[^\r\n]*")
+_FIELD_VALUE = r"[\t\x20-\x7e\x80-\xff]*"      # HTAB, SP, VCHAR, obs-text: no CTL, no CR/LF
+_HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + ":" + _FIELD_VALUE + r"\r\n)*"
+                              + _TOKEN.decode() + ":" + _FIELD_VALUE)
 _HEADER_LINE_RE = re.compile(r"(" + _TOKEN.decode() + r"):([^\r\n]*)")
 
 
 def _parse_header_lines_pure(block):
     """A header block (bytes, lines joined by CRLF, no final CRLF) → ``[(lower name, value)]``.
 
-    Raises ProtocolError unless every line is ``token ":" value``. One deterministic regex
-    validates the whole block (linear: a token cannot contain ':' or CR/LF), a second one
-    extracts the pairs; both run in C.
+    Raises ProtocolError unless every line is ``token ":" value`` with no control byte and
+    no lone CR or LF. One deterministic regex validates the whole block (linear: a token
+    cannot contain ':' and a value cannot contain CR or LF), a second one extracts the pairs;
+    both run in C.
     """
     if not block:
         return []
     text = block.decode("latin-1")
     if _HEADER_BLOCK_RE.fullmatch(text) is None:
-        raise ProtocolError(400, "invalid header line")
+        _raise_head_error(block)
     return [(name.lower(), value.strip(" \t")) for name, value in _HEADER_LINE_RE.findall(text)]
+
+
+def _raise_head_error(data):
+    """Name what is wrong with a refused head (the same message on every parser path)."""
+    if _HEAD_CTL_RE.search(data):
+        raise ProtocolError(400, "control character in the request head")
+    line_feeds = data.count(b"\n")
+    if line_feeds != data.count(b"\r\n") or data.count(b"\r") != line_feeds:
+        raise ProtocolError(400, "lines must end with CRLF")
+    raise ProtocolError(400, "invalid header line")
 
 
 # ---- Routing --------------------------------------------------------------------------------
@@ -2779,6 +2791,9 @@ def _parse_header_lines_httptools(block):
     """
     if not block:
         return []
+    if _HEAD_CTL_RE.search(block) or block.count(b"\n") != block.count(b"\r\n") \
+            or block.count(b"\r") != block.count(b"\n"):
+        _raise_head_error(block)
     if b" \r\n" in block or b"\t\r\n" in block or block.endswith((b" ", b"\t")):
         # Trailing whitespace is legal OWS that llhttp refuses in some fields; values are
         # stripped anyway, so it is stripped first.
@@ -2813,26 +2828,29 @@ class _Head:
                  "chunked", "keep_alive", "expect_continue", "host")
 
 
+def _raise_request_line_error(request_line):
+    if _HEAD_CTL_RE.search(request_line) or b"\r" in request_line or b"\n" in request_line:
+        _raise_head_error(request_line)
+    raise ProtocolError(400, "malformed request line")
+
+
 def parse_request_head(head, max_request_line, max_header_count, parse_lines=None):
     """Parse and validate a request head (bytes before the blank line); raise ProtocolError.
 
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
     """
-    if _HEAD_CTL_RE.search(head):
-        raise ProtocolError(400, "control character in the request head")
-    line_feeds = head.count(b"\n")          # C-speed counts: every CR and LF must pair up
-    if line_feeds != head.count(b"\r\n") or head.count(b"\r") != line_feeds:
-        raise ProtocolError(400, "lines must end with CRLF")
+    # The request-line regex and the header parsers admit no control byte and no lone CR
+    # or LF, so no separate scan of the head is needed.
     request_line, _, block = head.partition(b"\r\n")
     if len(request_line) > max_request_line:
         raise ProtocolError(414)
     match = _REQUEST_LINE_RE.fullmatch(request_line)
     if match is None:
-        raise ProtocolError(400, "malformed request line")
+        _raise_request_line_error(request_line)
     method, target, major, minor = match.groups()
     if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
         raise ProtocolError(505)
-    if block and line_feeds > max_header_count:
+    if block and block.count(b"\r\n") + 1 > max_header_count:
         raise ProtocolError(431, "too many header fields")
     result = _Head()
     result.method = method.decode("ascii")
@@ -2848,6 +2866,9 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     result.header_pairs = pairs
     _check_framing(result, pairs)
     return result
+
+
+_VALID_HOSTS = set()
 
 
 def _check_framing(head, pairs):
@@ -2891,9 +2912,12 @@ def _check_framing(head, pairs):
         raise ProtocolError(400, "several Host fields")
     if not hosts and head.http_version == "1.1":
         raise ProtocolError(400, "missing Host header")
-    head.host = hosts[0] if hosts else ""
-    if not _HOST_RE.fullmatch(head.host):
-        raise ProtocolError(400, "invalid Host header")
+    head.host = host = hosts[0] if hosts else ""
+    if host not in _VALID_HOSTS:
+        if not _HOST_RE.fullmatch(host):
+            raise ProtocolError(400, "invalid Host header")
+        if len(_VALID_HOSTS) < 256:        # a server sees few distinct hosts: remember them
+            _VALID_HOSTS.add(host)
     tokens = {token.strip(" \t") for value in connection for token in value.split(",")}
     if head.http_version == "1.1":
         head.keep_alive = "close" not in tokens
@@ -2906,6 +2930,10 @@ def _check_framing(head, pairs):
 
 def split_target(method, raw_target):
     """``(raw_path, path, query_string, host_from_target)`` of a request target."""
+    if raw_target[:1] == b"/" and b"%" not in raw_target and b"#" not in raw_target:
+        target = raw_target.decode("ascii")       # the common case: nothing to decode
+        path, _, query = target.partition("?")
+        return path, path, query, None
     host = None
     if raw_target.startswith(b"/"):
         raw_path, _, query = raw_target.partition(b"?")
@@ -2937,6 +2965,8 @@ def split_target(method, raw_target):
 
 
 _HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
+_DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout",
+                      "idle": "keepalive_timeout"}
 
 
 class _Pending:
@@ -2959,7 +2989,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.loop = server.loop
         self.transport = None
         self.remote_addr = ""
-        self._buffer = bytearray()
+        self._buffer = b""          # bytes as received, or a bytearray accumulating a rest
         self._state = _HEAD
         self._current = None        # the _Pending whose body is being read
         self._body_size = 0
@@ -2999,9 +3029,12 @@ class HTTPProtocol(asyncio.Protocol):
     def data_received(self, data):
         if self._state == _DEAD or self._closed:
             return
-        self._buffer += data
-        if self.deadline_kind == "idle":
-            self._set_deadline("header")
+        if not self._buffer:
+            self._buffer = data       # the usual case: parse the bytes as they came, no copy
+        elif type(self._buffer) is bytes:
+            self._buffer = bytearray(self._buffer) + data
+        else:
+            self._buffer += data
         try:
             self._parse()
         except ProtocolError as error:
@@ -3042,9 +3075,7 @@ class HTTPProtocol(asyncio.Protocol):
         return not (self._busy or self._queue or self._buffer or self._current)
 
     def _set_deadline(self, kind):
-        timeout = {"header": self.app.header_timeout, "body": self.app.body_timeout,
-                   "idle": self.app.keepalive_timeout}[kind]
-        self.deadline = self.loop.time() + timeout
+        self.deadline = self.loop.time() + getattr(self.app, _DEADLINE_SETTINGS[kind])
         self.deadline_kind = kind
 
     def deadline_passed(self):
@@ -3138,7 +3169,12 @@ class HTTPProtocol(asyncio.Protocol):
                     break
         finally:
             if position:
-                del buffer[:position]
+                if position == len(buffer):
+                    self._buffer = b""
+                elif type(buffer) is bytearray:
+                    del buffer[:position]
+                else:
+                    self._buffer = bytearray(buffer[position:])
 
     def _check_partial_head(self, buffer, position):
         pending = len(buffer) - position
@@ -3244,7 +3280,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Answer a protocol error after the requests already parsed, then close; nothing
         after it on this connection is parsed or dispatched."""
         self._state = _DEAD
-        self._buffer.clear()
+        self._buffer = b""
         self.deadline = None
         current, self._current = self._current, None
         if current is not None and current.request._stream is not None:
@@ -3317,8 +3353,10 @@ class HTTPProtocol(asyncio.Protocol):
         elif self._state == _HEAD and not self._queue:
             if self._reading_paused:
                 self._resume_reading()
-            if self.deadline is None:
-                self._set_deadline("header" if self._buffer else "idle")
+            if not self._buffer:
+                self._set_deadline("idle")
+            elif self.deadline is None or self.deadline_kind == "idle":
+                self._set_deadline("header")   # a head has begun: its total deadline starts
 
     async def _respond_later(self, pending, response, error):
         try:

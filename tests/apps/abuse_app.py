@@ -55,6 +55,14 @@ def drain(request):
     return str(len(request.body))
 
 
+BIG = b"b" * (4 * 1024 * 1024)
+
+
+@app.get("/big")
+def big(request):
+    return BIG
+
+
 # ---- response-side safety: request data pushed into the response head ----
 
 @app.get("/header")

@@ -1,0 +1,523 @@
+"""Abuse tests against a real server process, and response-side safety on the wire.
+
+Each abuse test attacks a server started from tests/apps/abuse_app.py (limits set through
+``run()`` keyword arguments), and ends by checking that the server still answers a normal
+request promptly.  Attack ids (F1, A14, C5, ...) refer to ANCHORS.md Part 4.
+
+Bounds are generous on purpose: the tests prove that a limit or a timeout acts (the socket
+is closed, the status is refused, the time grows linearly), not how fast this machine is.
+Linear-time checks compare n and 10*n.  Every loop is bounded in count and in time.
+"""
+import os
+import re
+import resource
+import selectors
+import socket
+import threading
+import time
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+from tests.conftest import raw_exchange, status_of
+
+APP = "tests.apps.abuse_app:app"
+REDIRECTING = "tests.apps.abuse_app:redirecting"
+GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status.read()).group(1))
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ask(port, path=b"/", timeout=5.0):
+    """One ``GET path`` on a fresh connection: ``(status, body, seconds)``."""
+    started = time.monotonic()
+    data = raw_exchange(port, b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                        timeout=timeout)
+    return status_of(data), data.partition(b"\r\n\r\n")[2], time.monotonic() - started
+
+
+def assert_still_serving(server, within=2.0):
+    assert server.alive(), server.output()[-2000:]
+    status, body, seconds = ask(server.port)
+    assert (status, body) == (200, b"ok")
+    assert seconds < within, f"a normal request took {seconds:.2f}s after the attack"
+
+
+def post(port, path, headers, body, timeout=30.0):
+    """One request with a body; ``(status, response body, seconds)``."""
+    head = b"POST " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + headers + b"\r\n"
+    started = time.monotonic()
+    data = raw_exchange(port, head + body, timeout=timeout)
+    return status_of(data), data.partition(b"\r\n\r\n")[2], time.monotonic() - started
+
+
+class LatencyProbe(threading.Thread):
+    """Asks ``GET /`` every ``interval`` seconds while an attack runs; keeps the worst time."""
+
+    def __init__(self, port, interval=0.2):
+        super().__init__(daemon=True)
+        self.port, self.interval = port, interval
+        self.stop_event = threading.Event()
+        self.results = []
+
+    def run(self):
+        while not self.stop_event.is_set():
+            self.results.append(ask(self.port, timeout=10.0))
+            self.stop_event.wait(self.interval)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop_event.set()
+        self.join(15.0)
+
+    def check(self, within):
+        assert self.results, "the probe never got an answer"
+        assert all((status, body) == (200, b"ok") for status, body, _ in self.results), self.results
+        worst = max(seconds for _, _, seconds in self.results)
+        assert worst < within, f"a normal client waited {worst:.2f}s during the attack"
+
+
+def raise_fd_limit(needed):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}: cannot open enough sockets")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))   # the server inherits it
+
+
+def is_closed(sock):
+    """True when the peer has closed (EOF or reset); reads and drops pending data."""
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+# ---- F1: slowloris ----------------------------------------------------------------------------
+
+def test_500_slowloris_sockets_are_dropped_while_normal_clients_are_served(server_factory, parser_mode):
+    # F1: microdot#99, Sanic REQUEST_TIMEOUT -- the header deadline is total, not per read
+    server = server_factory(APP, pure=parser_mode == "pure", header_timeout=1.0)
+    sockets = []
+    try:
+        for _ in range(500):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-a: ")
+            sock.setblocking(False)
+            sockets.append(sock)
+        opened = time.monotonic()
+        open_socks = set(sockets)
+        with LatencyProbe(server.port) as probe:
+            while open_socks and time.monotonic() - opened < 8.0:
+                for sock in list(open_socks):
+                    if is_closed(sock):
+                        open_socks.discard(sock)
+                        continue
+                    try:
+                        sock.send(b"b")                 # one more byte, every ~0.25 s
+                    except OSError:
+                        open_socks.discard(sock)
+                time.sleep(0.25)
+            closed_after = time.monotonic() - opened
+        assert not open_socks, f"{len(open_socks)} slowloris sockets still open after 8 s"
+        assert closed_after < 5.0, f"the 1 s header deadline took {closed_after:.1f}s to act"
+        probe.check(within=1.5)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert_still_serving(server)
+
+
+# ---- F4: 10,000 idle keep-alive connections ----------------------------------------------------
+
+IDLE_CONNECTIONS = 10_000
+
+
+def open_idle_connections(port, count, batch=500, deadline=60.0):
+    """``count`` connections that each made one request and read its answer, kept open."""
+    selector = selectors.DefaultSelector()
+    sockets, started = [], time.monotonic()
+    try:
+        while len(sockets) < count:
+            assert time.monotonic() - started < deadline, "opening connections took too long"
+            fresh = []
+            for _ in range(min(batch, count - len(sockets))):
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
+                sock.sendall(GET)
+                sock.setblocking(False)
+                fresh.append(sock)
+                sockets.append(sock)
+                selector.register(sock, selectors.EVENT_READ, bytearray())
+            pending = set(fresh)
+            while pending:
+                assert time.monotonic() - started < deadline, "answers took too long"
+                for key, _ in selector.select(timeout=1.0):
+                    data = key.fileobj.recv(4096)
+                    assert data, "the server closed an idle keep-alive connection early"
+                    key.data.extend(data)
+                    if key.data.endswith(b"\r\n\r\nok"):
+                        assert key.data.startswith(b"HTTP/1.1 200 ")
+                        selector.unregister(key.fileobj)
+                        pending.discard(key.fileobj)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    finally:
+        selector.close()
+    return sockets
+
+
+def test_ten_thousand_idle_keep_alive_connections_cost_bounded_memory(server_factory, parser_mode):
+    # F4 (uvicorn --limit-concurrency); the issue asks for the memory per connection
+    raise_fd_limit(2 * IDLE_CONNECTIONS + 1000)
+    server = server_factory(APP, pure=parser_mode == "pure", keepalive_timeout=120.0,
+                            header_timeout=120.0)
+    for _ in range(20):                             # warm up allocations and code paths
+        assert ask(server.port)[0] == 200
+    before = rss_kib(server.pid)
+    sockets = open_idle_connections(server.port, IDLE_CONNECTIONS)
+    try:
+        time.sleep(0.5)
+        after = rss_kib(server.pid)
+        per_connection = (after - before) * 1024 / IDLE_CONNECTIONS
+        print(f"\n[{parser_mode}] server RSS {before} KiB -> {after} KiB with {IDLE_CONNECTIONS} "
+              f"idle keep-alive connections: {per_connection:.0f} bytes per connection")
+        assert per_connection < 64 * 1024
+        status, body, seconds = ask(server.port)
+        assert (status, body) == (200, b"ok") and seconds < 2.0, seconds
+        assert sum(is_closed(sock) for sock in sockets) == 0   # idle, not dropped
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert_still_serving(server)
+
+
+# ---- A16: pipelining without reading ----------------------------------------------------------
+
+def test_client_pipelining_thousands_of_requests_without_reading(server_factory, parser_mode):
+    # A16: aiohttp CVE-2026-54273 -- the server must stop reading, not buffer every answer
+    server = server_factory(APP, pure=parser_mode == "pure")
+    before = rss_kib(server.pid)
+    flood = socket.socket()
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood.connect(("127.0.0.1", server.port))
+    flood.setblocking(False)
+    requests = b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * 5000     # 5000 x 4 MiB answers asked
+    sent, started = 0, time.monotonic()
+    try:
+        with LatencyProbe(server.port) as probe:
+            while sent < len(requests) and time.monotonic() - started < 4.0:
+                try:
+                    sent += flood.send(requests[sent:sent + 65536])
+                except BlockingIOError:
+                    time.sleep(0.02)
+        growth_mib = (rss_kib(server.pid) - before) / 1024
+        print(f"\n[{parser_mode}] {sent // 30} pipelined requests written; server RSS grew {growth_mib:.0f} MiB")
+        assert sent < len(requests), "the server read every request of a client that never reads"
+        assert growth_mib < 256, f"server memory grew {growth_mib:.0f} MiB"
+        probe.check(within=2.0)
+    finally:
+        flood.close()
+    assert_still_serving(server)
+
+
+# ---- F5: half-closed sockets ----------------------------------------------------------------
+
+@pytest.mark.parametrize("sent, expected", [
+    (GET, 200),                                                              # whole request
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX-a: b", None),                          # head cut short
+    (b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", 400),   # body cut short
+], ids=["after-request", "mid-head", "mid-body"])
+def test_half_closed_sockets_are_answered_and_released_without_spinning(server_factory, parser_mode,
+                                                                        sent, expected):
+    # F5: waitress CVE-2024-49769 (busy loop on a half-open socket)
+    server = server_factory(APP, pure=parser_mode == "pure", header_timeout=30.0, body_timeout=30.0)
+    sockets = []
+    try:
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
+            sock.sendall(sent)
+            sock.shutdown(socket.SHUT_WR)
+            sockets.append(sock)
+        cpu_before, started = cpu_seconds(server.pid), time.monotonic()
+        for sock in sockets:                       # each is answered (or not) and closed
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            assert status_of(data) == expected, data[:200]
+        assert time.monotonic() - started < 5.0, "half-closed sockets waited for a timeout"
+        time.sleep(1.0)
+        cpu_used = cpu_seconds(server.pid) - cpu_before
+        assert cpu_used < 0.8, f"the server burnt {cpu_used:.2f}s of CPU after the half-closes"
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert_still_serving(server)
+
+
+def test_reset_during_a_large_response_does_not_disturb_the_server(server_factory, parser_mode):
+    # F5: RST while the server is writing 4 MiB
+    server = server_factory(APP, pure=parser_mode == "pure")
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        sock.recv(1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()                                # abortive close: RST
+    assert_still_serving(server)
+
+
+# ---- F3: a body trickled at 1 byte per second ---------------------------------------------------
+
+def test_body_trickled_at_one_byte_per_second_hits_the_body_timeout(server_factory, parser_mode):
+    # F3: slow POST
+    server = server_factory(APP, pure=parser_mode == "pure", body_timeout=1.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5.0) as sock:
+        sock.sendall(b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
+        sock.setblocking(False)
+        started, data, closed_after = time.monotonic(), b"", None
+        while time.monotonic() - started < 8.0:
+            try:
+                sock.send(b"x")                      # 1 byte per second
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                try:
+                    chunk = sock.recv(65536)
+                except BlockingIOError:
+                    time.sleep(0.05)
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    closed_after = time.monotonic() - started
+                    break
+                data += chunk
+            if closed_after is not None:
+                break
+    assert closed_after is not None, "a body trickled at 1 B/s was still being read after 8 s"
+    assert closed_after < 4.5, f"the 1.5 s body deadline took {closed_after:.1f}s"
+    assert status_of(data) in (None, 408), data[:200]
+    assert_still_serving(server)
+
+
+# ---- A14: 250,000 one-byte chunks ---------------------------------------------------------------
+
+def chunked_upload(port, count):
+    body = b"1\r\nx\r\n" * count + b"0\r\n\r\n"
+    return post(port, b"/drain", b"Transfer-Encoding: chunked\r\n", body, timeout=60.0)
+
+
+def test_250000_one_byte_chunks_are_decoded_in_linear_time_without_stalling_others(server_factory, parser_mode):
+    # A14: aiohttp CVE-2025-69229 (O(n^2) chunk list); "ChunkLoris" (per-chunk CPU cost)
+    server = server_factory(APP, pure=parser_mode == "pure")
+    chunked_upload(server.port, 2_500)                         # warm-up
+    small = min(chunked_upload(server.port, 25_000)[2] for _ in range(2))
+    with LatencyProbe(server.port, interval=0.05) as probe:
+        status, body, large = chunked_upload(server.port, 250_000)
+    assert (status, body) == (200, b"250000")
+    print(f"\n[{parser_mode}] 25,000 chunks {small:.2f}s; 250,000 chunks {large:.2f}s")
+    assert large < 30 * small, f"25k chunks {small:.2f}s, 250k chunks {large:.2f}s: not linear"
+    probe.check(within=1.5)
+    assert_still_serving(server)
+
+
+# ---- H3: 100,000 query parameters -------------------------------------------------------------
+
+def test_100000_query_parameters_are_refused_fast(server_factory, parser_mode):
+    # H3: CPython parse_qsl(max_num_fields); the request line limit is raised so that the
+    # parameter limit (1000) is what refuses the request
+    server = server_factory(APP, pure=parser_mode == "pure", max_request_line=1 << 20)
+
+    def timed(count):
+        best = None
+        for _ in range(2):
+            status, _, seconds = ask(server.port, b"/query?" + b"&".join([b"a=1"] * count))
+            assert status == 400
+            best = seconds if best is None else min(best, seconds)
+        return best
+    assert ask(server.port, b"/query?" + b"&".join([b"a=1"] * 1000))[:2] == (200, b"1000")
+    small, large = timed(10_000), timed(100_000)
+    assert large < 30 * small, f"10k params {small:.3f}s, 100k params {large:.3f}s"
+    assert_still_serving(server)
+
+
+def test_100000_form_fields_are_refused_with_413(server_factory, parser_mode):
+    # H3 for urlencoded bodies
+    server = server_factory(APP, pure=parser_mode == "pure")
+    body = b"&".join([b"a=1"] * 100_000)
+    status, _, _ = post(server.port, b"/form", b"Content-Type: application/x-www-form-urlencoded\r\n"
+                        b"Content-Length: %d\r\n" % len(body), body)
+    assert status == 413
+    assert_still_serving(server)
+
+
+# ---- G2: a 20,000-backslash cookie --------------------------------------------------------------
+
+def test_20000_backslash_cookie_is_unquoted_in_linear_time(server_factory, parser_mode):
+    # G2: CPython CVE-2024-7592, tornado CVE-2024-52804 (quadratic backslash unquoting)
+    server = server_factory(APP, pure=parser_mode == "pure", max_header_bytes=1 << 20)
+
+    def timed(backslashes):
+        best = None
+        for _ in range(3):
+            started = time.monotonic()
+            data = raw_exchange(server.port, b'GET /cookie HTTP/1.1\r\nHost: a\r\nConnection: close\r\n'
+                                b'Cookie: a="' + b"\\" * backslashes + b'"\r\n\r\n', timeout=30.0)
+            seconds = time.monotonic() - started
+            assert (status_of(data), data.partition(b"\r\n\r\n")[2]) == (200, b"%d" % (backslashes // 2))
+            best = seconds if best is None else min(best, seconds)
+        return best
+    small, large = timed(20_000), timed(200_000)
+    assert large < 30 * small, f"20k backslashes {small:.3f}s, 200k {large:.3f}s"
+    assert_still_serving(server)
+
+
+# ---- E11: JSON nested 100,000 deep --------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+                                  b"[" * 100_000], ids=["arrays", "objects", "unclosed"])
+def test_json_nested_100000_deep_is_refused_with_400(server_factory, parser_mode, body):
+    # E11: bottle MEMFILE_MAX / RecursionError in the JSON parser
+    server = server_factory(APP, pure=parser_mode == "pure")
+    status, reply, seconds = post(server.port, b"/json", b"Content-Type: application/json\r\n"
+                                  b"Content-Length: %d\r\n" % len(body), body)
+    assert status == 400, reply[:200]
+    assert seconds < 5.0
+    assert_still_serving(server)
+
+
+# ---- Response-side safety on the wire (4-C, D11) ------------------------------------------------
+
+INJECTIONS = ["%0d%0aSet-Cookie:%20pwned=1", "%0aSet-Cookie:%20pwned=1", "%0dSet-Cookie:%20pwned=1",
+              "a%00b", "a%1b[31m", "a%7f", "a%0bb", "a%c2%85Set-Cookie:%20pwned=1"]
+
+
+@pytest.fixture(scope="module")
+def shared_server():
+    from tests.conftest import ServerProcess
+    server = ServerProcess(APP, False, {})
+    yield server
+    server.stop()
+
+
+def response_head(data):
+    return data.partition(b"\r\n\r\n")[0]
+
+
+@pytest.mark.parametrize("injection", INJECTIONS)
+@pytest.mark.parametrize("path", ["/header?v=", "/redirect?to=/", "/redirect-response?to=/",
+                                  "/error-header?v=", "/tuple-header?v=", "/cookie-set?value=",
+                                  "/cookie-set?value=x&path=/", "/cookie-set?value=x&domain=d",
+                                  "/header-name?n=X"])
+def test_request_data_cannot_inject_into_response_headers(shared_server, path, injection):
+    # C1: bottle CVE-2016-9964, uvicorn CVE-2020-7695, gunicorn CVE-2018-1000164;
+    # C3: microdot 2.6.1/2.6.2 cookies; C6: header names
+    data = raw_exchange(shared_server.port, f"GET {path}{injection} HTTP/1.1\r\nHost: a\r\n"
+                        "Connection: close\r\n\r\n".encode())
+    head = response_head(data)
+    assert status_of(data) in (200, 303, 400, 500), data[:300]
+    lines = head.split(b"\r\n")
+    assert all(re.fullmatch(rb"[\x20-\x7e\x80-\xff]*", line) for line in lines), head
+    assert all(re.fullmatch(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+: .*", line) for line in lines[1:]), head
+    assert not any(line.lower().startswith(b"set-cookie: pwned") for line in lines), head
+    if "%0a" in injection or "%0d" in injection or "%00" in injection or "%1b" in injection:
+        assert status_of(data) == 500            # refused where it was set, never sent
+
+
+@pytest.mark.parametrize("status", ["1000", "99", "0", "-1", "12345"])
+def test_status_from_request_data_cannot_break_the_status_line(shared_server, status):
+    # C2: the status line is "HTTP/1.1 <3 digits> <reason>"
+    data = raw_exchange(shared_server.port, f"GET /status?s={status} HTTP/1.1\r\nHost: a\r\n"
+                        "Connection: close\r\n\r\n".encode())
+    status_line = data.split(b"\r\n", 1)[0]
+    assert re.fullmatch(rb"HTTP/1\.1 [1-9][0-9][0-9] [\x20-\x7e]+", status_line), status_line
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("evil%0d%0aX-Injected:%201.txt", None),
+    ('a%22b%5c.txt', None),
+    ("%c3%a9t%c3%a9%0a.pdf", "filename*=UTF-8''%C3%A9t%C3%A9%0A.pdf"),
+])
+def test_download_name_from_request_data_cannot_break_content_disposition(shared_server, name, expected):
+    # C4: aiohttp CVE-2026-34514 / CVE-2026-50269
+    data = raw_exchange(shared_server.port, f"GET /download?name={name} HTTP/1.1\r\nHost: a\r\n"
+                        "Connection: close\r\n\r\n".encode())
+    assert status_of(data) == 200, data[:300]
+    lines = response_head(data).split(b"\r\n")
+    dispositions = [line for line in lines if line.lower().startswith(b"content-disposition:")]
+    assert len(dispositions) == 1 and not any(line.lower().startswith(b"x-injected") for line in lines)
+    value = dispositions[0].split(b": ", 1)[1].decode("latin-1")
+    assert re.fullmatch(r'attachment; filename="[\x20\x21\x23-\x5b\x5d-\x7e]*"'
+                        r"(; filename\*=UTF-8''[A-Za-z0-9%._~-]*)?", value), value
+    if expected:
+        assert value.endswith(expected)
+    assert data.endswith(b"report\n")
+
+
+@pytest.mark.parametrize("target", [b"//evil.example", b"///evil.example", b"//evil.example/%2e%2e",
+                                    b"/\\evil.example", b"/\\/evil.example", b"//evil.example?x=1",
+                                    b"http://a//evil.example", b"/%2fevil.example"])
+def test_redirect_slashes_never_redirects_to_another_host(server_factory, target):
+    # D11: CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg
+    server = server_factory(REDIRECTING)
+    data = raw_exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    status = status_of(data)
+    assert status in (308, 400, 404), data[:300]
+    if status == 308:
+        location = re.search(rb"\r\nLocation: ([^\r\n]*)", data).group(1).decode()
+        assert re.match(r"/(?![/\\])", location), location
+        resolved = urlsplit(urljoin("http://a/x/y", location))
+        assert (resolved.scheme, resolved.netloc) == ("http", "a"), location
+        follow = raw_exchange(server.port, f"GET {location} HTTP/1.1\r\nHost: a\r\n"
+                              "Connection: close\r\n\r\n".encode())
+        assert status_of(follow) == 200                  # and the redirect leads somewhere real
+
+
+FORGERIES = [b"/echo/%1b[31mred%0aFAKE%20LOG%20LINE", b"/%0d%0a127.0.0.1 - - [x] \"GET /admin\" 200",
+             b"/echo?q=%0a%1b[2J", b"/echo?q=\\x1b\\n", b"/%c2%85FAKE", b"/%e2%80%a8FAKE",
+             b"/boom/%c2%9b31m%e2%80%a8FAKE"]
+
+
+def test_log_lines_cannot_be_forged_from_request_data(server_factory, parser_mode):
+    # C5: uvicorn log injection (CVE-2020-7694); CWE-117 -- one line per request, no raw
+    # control characters (C0 or C1) or Unicode line separators from the request
+    server = server_factory(APP, pure=parser_mode == "pure", access_log=True)
+    for target in FORGERIES:
+        data = raw_exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert status_of(data) in (200, 404, 400, 500), data[:200]
+    assert_still_serving(server)
+    output = server.stop()
+    access_lines = [line for line in output.split("\n") if re.search(r'" \d{3} \d+ ', line)]
+    assert len(access_lines) == len(FORGERIES) + 1, output   # one line per request, no more
+    for line in output.split("\n"):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]", line), repr(line)
+        assert not line.lstrip().startswith(("FAKE", "127.0.0.1 - - [x]")), repr(line)
+    assert len(output.splitlines()) == len(output.split("\n")) - output.endswith("\n"), \
+        "a log line contains a character that line splitters treat as a line break"
