@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import base64
 import concurrent.futures
+import contextvars
 import email.utils
 import functools
 import hashlib
@@ -145,8 +146,12 @@ def _check_header_value(value, what="header value"):
     return value
 
 
+_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json_dumps_stdlib(data):
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _json_encode(data).encode("utf-8")   # a prebuilt encoder: json.dumps with
+                                                # options builds a new one per call
 
 
 if ujson is not None:
@@ -519,10 +524,19 @@ def _quote_path(value):
     return quote(str(value), safe="/")
 
 
+def _float_to_url(value):
+    """A float as plain digits (no exponent), so the float wildcard matches it again."""
+    import decimal
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"url_for: {value!r} cannot be a float wildcard value")
+    return format(decimal.Decimal(repr(number)), "f")
+
+
 _WILDCARD_FILTERS = {
     "": (r"[^/]+", None, _quote_segment),
     "int": (r"-?[0-9]+", int, _quote_segment),
-    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", float, _quote_segment),
+    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", float, _float_to_url),
     "path": (r".+?", None, _quote_path),
 }
 _WILDCARD_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+)(?::((?:\\.|[^\\>])*))?)?>")
@@ -830,6 +844,8 @@ class Router:
     def _convert(self, pattern, values):
         params = {}
         for (name, to_python), value in zip(pattern.converters, values):
+            if "\x00" in value:          # an encoded slash kept apart while routing
+                value = value.replace("\x00", "/")
             if to_python is not None:
                 try:
                     value = to_python(value)
@@ -896,8 +912,9 @@ _ParsingLimits = namedtuple("_ParsingLimits", [
     "spool_threshold"])
 _DEFAULT_PARSING_LIMITS = _ParsingLimits(1000, 1000, 8192, 1024 * 1024, 512 * 1024)
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# Browsers and curl percent-encode '"' in names (WHATWG): a quoted value has no escapes.
 _PARAM_RE = re.compile(r';[ \t]*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*'
-                       r'("(?:[^"\\]|\\.)*"|[^;"]*)', re.DOTALL)
+                       r'("[^"]*"|[^;"]*)', re.DOTALL)
 _MAX_PREAMBLE = 64 * 1024
 _MAX_PART_HEADERS = 16
 
@@ -924,8 +941,7 @@ def _parse_disposition(value):
     for match in _PARAM_RE.finditer(";" + rest):
         key, raw = match.group(1).lower(), match.group(2).strip(" \t")
         if raw.startswith('"'):
-            # Browsers escape nothing but '"' (WHATWG): a backslash is a literal character.
-            raw = raw[1:-1].replace('\\"', '"')
+            raw = raw[1:-1]              # a backslash is a literal character (WHATWG)
         params[key] = raw
     if "filename*" in params:        # RFC 5987: charset'lang'percent-encoded
         charset, _, encoded = params.pop("filename*").partition("'")
@@ -1261,7 +1277,8 @@ class Request:
                  "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
                  "_query", "_cookies", "_form", "_json", "_stream", "_host", "_session",
                  "_session_loader",
-                 "limits", "_files", "_routing_outcome", "started", "_server", "__weakref__")
+                 "limits", "_files", "_routing_outcome", "started", "_server", "_suspended",
+                 "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -1285,6 +1302,7 @@ class Request:
         self._session_loader = None
         self._routing_outcome = None
         self._server = None        # the _Server whose pools run this request's handler
+        self._suspended = None     # an async handler started eagerly: (coroutine, yielded, context)
         self.started = 0.0
         self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
         self._files = None
@@ -1928,7 +1946,6 @@ class TemplateError(Exception):
     """A template that cannot be found, compiled or rendered; names the template and line."""
 
 
-_INLINE_RE = re.compile(r"\{\{(!?)(.*?)\}\}", re.DOTALL)
 _CONTINUATION_KEYWORDS = {"elif", "else", "except", "finally"}
 _BLOCK_KEYWORDS = {"if", "for", "while", "with", "try", "def", "class", "async"} | \
     _CONTINUATION_KEYWORDS
@@ -1988,14 +2005,19 @@ class _TemplateCompiler:
             return
         parts = []
         position = 0
-        for match in _INLINE_RE.finditer(text):
-            if match.start() > position:
-                parts.append(repr(text[position:match.start()]))
-            expression = match.group(2).strip()
+        while True:      # str.find, not a regex: a line full of "{{" stays linear
+            start = text.find("{{", position)
+            end = text.find("}}", start + 2) if start >= 0 else -1
+            if end < 0:
+                break
+            if start > position:
+                parts.append(repr(text[position:start]))
+            raw = text[start + 2] == "!"
+            expression = text[start + 3 if raw else start + 2:end].strip()
             if not expression:
                 raise TemplateError(f"{self.name}, line {line}: empty {{{{ }}}} expression")
-            parts.append(("_raw(" if match.group(1) else "_escape(") + expression + ")")
-            position = match.end()
+            parts.append(("_raw(" if raw else "_escape(") + expression + ")")
+            position = end + 2
         if position < len(text):
             parts.append(repr(text[position:]))
         self.emit("_emit((" + ", ".join(parts) + ",))", line)
@@ -2928,8 +2950,15 @@ def _check_framing(head, pairs):
     head.expect_continue = bool(expect)
 
 
+_ENCODED_SLASH = "\x00"
+_ENCODED_SLASH_RE = re.compile("%2f", re.IGNORECASE)
+
+
 def split_target(method, raw_target):
-    """``(raw_path, path, query_string, host_from_target)`` of a request target."""
+    """``(raw_path, routing_path, query_string, host_from_target)`` of a request target.
+
+    The routing path is percent-decoded, except that each encoded slash is _ENCODED_SLASH.
+    """
     if raw_target[:1] == b"/" and b"%" not in raw_target and b"#" not in raw_target:
         target = raw_target.decode("ascii")       # the common case: nothing to decode
         path, _, query = target.partition("?")
@@ -2953,12 +2982,16 @@ def split_target(method, raw_target):
         raise ProtocolError(400, "fragment in the request target")
     raw_path_text = raw_path.decode("ascii")
     if b"%" in raw_path:
+        # An encoded slash ("%2F") stays apart from the real ones, as _ENCODED_SLASH (a NUL,
+        # which a decoded path can never hold), so a one-segment wildcard can carry it.
         try:
-            path = unquote_to_bytes(raw_path).decode("utf-8")
+            pieces = [unquote_to_bytes(piece).decode("utf-8")
+                      for piece in _ENCODED_SLASH_RE.split(raw_path_text)]
         except UnicodeDecodeError:
             raise ProtocolError(400, "the path is not valid UTF-8") from None
-        if _CTL_STR_RE.search(path):
+        if any(_CTL_STR_RE.search(piece) for piece in pieces):
             raise ProtocolError(400, "control character in the path")
+        path = _ENCODED_SLASH.join(pieces)
     else:
         path = raw_path_text
     return raw_path_text, path, query.decode("ascii"), host
@@ -3198,7 +3231,8 @@ class HTTPProtocol(asyncio.Protocol):
         head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
                                   self.server.parse_header_lines)
         raw_path, path, query, target_host = split_target(head.method, head.raw_target)
-        request = Request(head.method, raw_path, path, query, head.http_version,
+        request = Request(head.method, raw_path, path.replace(_ENCODED_SLASH, "/")
+                          if _ENCODED_SLASH in path else path, query, head.http_version,
                           head.header_pairs, b"", self.remote_addr, self.server.scheme,
                           target_host, app)
         request._server = self.server
@@ -3385,6 +3419,10 @@ class HTTPProtocol(asyncio.Protocol):
         ``body`` is None when the body must be streamed (iterable or file).
         """
         status = response.status
+        if type(status) is not int or not 100 <= status <= 999:
+            log.error("invalid response status %r: a status is a 3-digit integer", status)
+            response = error_response(500)
+            status = 500
         body = response.body
         lines = [_STATUS_LINES.get(("1.1", status))
                  or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
@@ -3887,19 +3925,38 @@ class App(Router):
         return hooks
 
     def _respond_now(self, pending):
-        """The synchronous fast path: a sync route with no hooks or middleware.
+        """The synchronous fast path: a sync route, or an async one that finishes without
+        suspending, with no hooks or middleware.
 
         Returns ``(response, None)``, or ``(None, error)`` / ``(None, None)`` when the
-        asynchronous path must take over.
+        asynchronous path must take over (an async handler that suspended is left in
+        ``request._suspended`` to be resumed there).
         """
         request = pending.request
         route = request.route
-        if (request._routing_outcome is not None or route.route_type is not RouteType.sync
-                or self._middleware or self._before or self._after
-                or (route.owner is not self and isinstance(route.owner, App))):
+        if (request._routing_outcome is not None or self._middleware or self._before
+                or self._after or (route.owner is not self and isinstance(route.owner, App))):
             return None, None
+        kind = route.route_type
         try:
-            result = route.handler(request, **request.path_params)
+            if kind is RouteType.sync:
+                result = route.handler(request, **request.path_params)
+            elif kind is RouteType.asnc:
+                coroutine = route.handler(request, **request.path_params)
+                if not inspect.iscoroutine(coroutine):
+                    return to_response(coroutine), None      # an async generator: streamed
+                # Most async handlers finish without ever waiting: run the first step here
+                # and skip the task; one that suspends is resumed in a task (_resume).
+                context = contextvars.copy_context()
+                try:
+                    yielded = context.run(coroutine.send, None)
+                except StopIteration as finished:
+                    result = finished.value
+                else:
+                    request._suspended = (coroutine, yielded, context)
+                    return None, None
+            else:
+                return None, None
             kind = type(result)
             # The common cases skip Response objects: (Content-Type line, body bytes).
             if kind is str:
@@ -3964,11 +4021,15 @@ class App(Router):
         if kind is RouteType.sync:
             return handler(request, **params)
         if kind is RouteType.asnc:
-            result = handler(request, **params)
-            if not inspect.isawaitable(result):
-                return result          # an async generator: streamed
+            if request._suspended is not None:       # started eagerly, then suspended
+                awaitable, request._suspended = _resume(*request._suspended), None
+            else:
+                awaitable = handler(request, **params)
+                if not inspect.isawaitable(awaitable):
+                    return awaitable          # an async generator: streamed
             try:
-                return await asyncio.wait_for(result, timeout)
+                async with asyncio.timeout(timeout):
+                    return await awaitable
             except TimeoutError:
                 raise HTTPError(503, "the handler took too long") from None
         server = request._server
@@ -4023,11 +4084,16 @@ class App(Router):
                 log.exception("error in the error handler for %r", error)
                 return self._internal_error(request, sys.exc_info()[1])
         if isinstance(error, HTTPError):
-            return http_error_response(error)
+            try:
+                return http_error_response(error)
+            except Exception as failure:     # e.g. a header with CR/LF given to HTTPError
+                return self._internal_error(request, failure)
         return self._internal_error(request, error)
 
     def _internal_error(self, request, error):
-        log.error("unhandled exception in %s %s", request.method, request.path, exc_info=error)
+        # raw_path is validated visible ASCII: request data cannot forge log lines
+        log.error("unhandled exception in %s %s", request.method, request.raw_path,
+                  exc_info=error)
         debug_text = "".join(traceback.format_exception(error)) if self.debug else None
         return error_response(500, debug_text=debug_text)
 
@@ -4076,6 +4142,30 @@ class App(Router):
             log.info("pixie_web: shutting down")
             listener.close()        # refuse new connections at once
             await server.stop()
+
+
+async def _resume(coroutine, yielded, context):
+    """Drive an async handler whose first step already ran, as an asyncio.Task would: wait
+    for the future it yielded, then step it again, always in its own context."""
+    while True:
+        step, argument = coroutine.send, None
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)               # a bare yield: one turn of the loop
+            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
+                yielded._asyncio_future_blocking = False
+                await yielded
+            else:
+                step, argument = coroutine.throw, RuntimeError(
+                    f"an async handler yielded {yielded!r}, not an asyncio future")
+        except BaseException as error:
+            if yielded is None or not yielded.done():
+                step, argument = coroutine.throw, error    # interrupted (cancelled, timed out)
+            # else the future failed or was cancelled: the coroutine reads that itself
+        try:
+            yielded = context.run(step, argument)
+        except StopIteration as finished:
+            return finished.value
 
 
 async def _run_middleware(middleware, call_next, request):

@@ -13,13 +13,14 @@ import re
 import resource
 import selectors
 import socket
+import struct
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import raw_exchange, status_of
+from tests.conftest import HAVE_ACCELERATORS, ServerProcess, raw_exchange, status_of
 
 APP = "tests.apps.abuse_app:app"
 REDIRECTING = "tests.apps.abuse_app:redirecting"
@@ -190,7 +191,7 @@ def open_idle_connections(port, count, batch=500, deadline=60.0):
 
 def test_ten_thousand_idle_keep_alive_connections_cost_bounded_memory(server_factory, parser_mode):
     # F4 (uvicorn --limit-concurrency); the issue asks for the memory per connection
-    raise_fd_limit(2 * IDLE_CONNECTIONS + 1000)
+    raise_fd_limit(IDLE_CONNECTIONS + 1000)      # per process: the test and the server
     server = server_factory(APP, pure=parser_mode == "pure", keepalive_timeout=120.0,
                             header_timeout=120.0)
     for _ in range(20):                             # warm up allocations and code paths
@@ -223,7 +224,8 @@ def test_client_pipelining_thousands_of_requests_without_reading(server_factory,
     flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     flood.connect(("127.0.0.1", server.port))
     flood.setblocking(False)
-    requests = b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * 5000     # 5000 x 4 MiB answers asked
+    # 1,000,000 requests (31 MB) for 4 MiB answers: far more than kernel buffers hold
+    requests = b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * 1_000_000
     sent, started = 0, time.monotonic()
     try:
         with LatencyProbe(server.port) as probe:
@@ -245,9 +247,9 @@ def test_client_pipelining_thousands_of_requests_without_reading(server_factory,
 # ---- F5: half-closed sockets ----------------------------------------------------------------
 
 @pytest.mark.parametrize("sent, expected", [
-    (GET, 200),                                                              # whole request
-    (b"GET / HTTP/1.1\r\nHost: a\r\nX-a: b", None),                          # head cut short
-    (b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", 400),   # body cut short
+    (GET, (200,)),                                                           # whole request
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX-a: b", (None, 400)),                   # head cut short
+    (b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", (400,)),  # body cut short
 ], ids=["after-request", "mid-head", "mid-body"])
 def test_half_closed_sockets_are_answered_and_released_without_spinning(server_factory, parser_mode,
                                                                         sent, expected):
@@ -268,7 +270,7 @@ def test_half_closed_sockets_are_answered_and_released_without_spinning(server_f
                 if not chunk:
                     break
                 data += chunk
-            assert status_of(data) == expected, data[:200]
+            assert status_of(data) in expected, data[:200]
         assert time.monotonic() - started < 5.0, "half-closed sockets waited for a timeout"
         time.sleep(1.0)
         cpu_used = cpu_seconds(server.pid) - cpu_before
@@ -286,7 +288,7 @@ def test_reset_during_a_large_response_does_not_disturb_the_server(server_factor
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
         sock.recv(1024)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()                                # abortive close: RST
     assert_still_serving(server)
 
@@ -421,8 +423,14 @@ INJECTIONS = ["%0d%0aSet-Cookie:%20pwned=1", "%0aSet-Cookie:%20pwned=1", "%0dSet
 
 @pytest.fixture(scope="module")
 def shared_server():
-    from tests.conftest import ServerProcess
-    server = ServerProcess(APP, False, {})
+    server = ServerProcess(APP, not HAVE_ACCELERATORS, {})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redirecting_server():
+    server = ServerProcess(REDIRECTING, not HAVE_ACCELERATORS, {})
     yield server
     server.stop()
 
@@ -447,8 +455,8 @@ def test_request_data_cannot_inject_into_response_headers(shared_server, path, i
     assert all(re.fullmatch(rb"[\x20-\x7e\x80-\xff]*", line) for line in lines), head
     assert all(re.fullmatch(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+: .*", line) for line in lines[1:]), head
     assert not any(line.lower().startswith(b"set-cookie: pwned") for line in lines), head
-    if "%0a" in injection or "%0d" in injection or "%00" in injection or "%1b" in injection:
-        assert status_of(data) == 500            # refused where it was set, never sent
+    if "%c2%85" not in injection:               # a control character: refused where it was set
+        assert status_of(data) == 500
 
 
 @pytest.mark.parametrize("status", ["1000", "99", "0", "-1", "12345"])
@@ -484,9 +492,9 @@ def test_download_name_from_request_data_cannot_break_content_disposition(shared
 @pytest.mark.parametrize("target", [b"//evil.example", b"///evil.example", b"//evil.example/%2e%2e",
                                     b"/\\evil.example", b"/\\/evil.example", b"//evil.example?x=1",
                                     b"http://a//evil.example", b"/%2fevil.example"])
-def test_redirect_slashes_never_redirects_to_another_host(server_factory, target):
+def test_redirect_slashes_never_redirects_to_another_host(redirecting_server, target):
     # D11: CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg
-    server = server_factory(REDIRECTING)
+    server = redirecting_server
     data = raw_exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     status = status_of(data)
     assert status in (308, 400, 404), data[:300]
@@ -500,22 +508,31 @@ def test_redirect_slashes_never_redirects_to_another_host(server_factory, target
         assert status_of(follow) == 200                  # and the redirect leads somewhere real
 
 
-FORGERIES = [b"/echo/%1b[31mred%0aFAKE%20LOG%20LINE", b"/%0d%0a127.0.0.1 - - [x] \"GET /admin\" 200",
-             b"/echo?q=%0a%1b[2J", b"/echo?q=\\x1b\\n", b"/%c2%85FAKE", b"/%e2%80%a8FAKE",
-             b"/boom/%c2%9b31m%e2%80%a8FAKE"]
+FORGERIES = [
+    b"/echo?q=%0d%0a127.0.0.1%20-%20-%20[x]%20%22GET%20/admin%22%20200",   # CRLF in the query
+    b"/echo?q=%0a%1b[2J",                                                  # LF, ESC
+    b"/echo?q=\\x1b\\n",                                                   # escapes, spelled out
+    b"/echo/%1b[31mred%0aFAKE%20LOG%20LINE",                               # refused: 400
+    b"/%c2%85FAKE",                                                        # NEL (C1) in the path
+    b"/%e2%80%a8FAKE",                                                     # U+2028 in the path
+    b"/boom/%c2%9b31m%e2%80%a8FAKE",                                       # CSI, U+2028: a 500
+]
 
 
 def test_log_lines_cannot_be_forged_from_request_data(server_factory, parser_mode):
     # C5: uvicorn log injection (CVE-2020-7694); CWE-117 -- one line per request, no raw
     # control characters (C0 or C1) or Unicode line separators from the request
     server = server_factory(APP, pure=parser_mode == "pure", access_log=True)
+    statuses = []
     for target in FORGERIES:
         data = raw_exchange(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        assert status_of(data) in (200, 404, 400, 500), data[:200]
+        statuses.append(status_of(data))
+    assert statuses == [200, 200, 200, 400, 404, 404, 500]
     assert_still_serving(server)
     output = server.stop()
     access_lines = [line for line in output.split("\n") if re.search(r'" \d{3} \d+ ', line)]
-    assert len(access_lines) == len(FORGERIES) + 1, output   # one line per request, no more
+    # one line per dispatched request (a request refused by the parser may or may not be logged)
+    assert len(FORGERIES) <= len(access_lines) <= len(FORGERIES) + 1, output
     for line in output.split("\n"):
         assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]", line), repr(line)
         assert not line.lstrip().startswith(("FAKE", "127.0.0.1 - - [x]")), repr(line)
