@@ -146,12 +146,21 @@ def _check_header_value(value, what="header value"):
     return value
 
 
-_json_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+try:
+    # JSONEncoder.encode builds a new C encoder per call; one built once is reused here
+    # (the same output: CPython's json uses exactly this for a one-shot encode).
+    from json.encoder import c_make_encoder as _c_make_encoder, encode_basestring
+    _c_json_encoder = _c_make_encoder(None, _json_encoder.default, encode_basestring, None,
+                                      ":", ",", False, False, True) if _c_make_encoder else None
+except ImportError:     # json without its C accelerator (c_make_encoder is None there)
+    _c_json_encoder = None
 
 
 def _json_dumps_stdlib(data):
-    return _json_encode(data).encode("utf-8")   # a prebuilt encoder: json.dumps with
-                                                # options builds a new one per call
+    if _c_json_encoder is not None and not isinstance(data, str):
+        return "".join(_c_json_encoder(data, 0)).encode("utf-8")
+    return _json_encoder.encode(data).encode("utf-8")
 
 
 if ujson is not None:
