@@ -2865,7 +2865,8 @@ def _raise_request_line_error(request_line):
     raise ProtocolError(400, "malformed request line")
 
 
-def parse_request_head(head, max_request_line, max_header_count, parse_lines=None):
+def parse_request_head(head, max_request_line, max_header_count, parse_lines=None,
+                       max_header_bytes=None):
     """Parse and validate a request head (bytes before the blank line); raise ProtocolError.
 
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
@@ -2881,6 +2882,8 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     method, target, major, minor = match.groups()
     if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
         raise ProtocolError(505)
+    if max_header_bytes is not None and len(block) + 2 > max_header_bytes:
+        raise ProtocolError(431, "header section too large")
     if block and block.count(b"\r\n") + 1 > max_header_count:
         raise ProtocolError(431, "too many header fields")
     result = _Head()
@@ -3117,7 +3120,7 @@ class HTTPProtocol(asyncio.Protocol):
         return not (self._busy or self._queue or self._buffer or self._current)
 
     def _set_deadline(self, kind):
-        self.deadline = self.loop.time() + getattr(self.app, _DEADLINE_SETTINGS[kind])
+        self.deadline = time.monotonic() + getattr(self.app, _DEADLINE_SETTINGS[kind])
         self.deadline_kind = kind
 
     def deadline_passed(self):
@@ -3233,21 +3236,18 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _start_request(self, head_bytes):
         app = self.app
-        request_line_end = head_bytes.find(b"\r\n")
-        header_section = len(head_bytes) - request_line_end if request_line_end >= 0 else 0
-        if header_section > app.max_header_bytes:
-            raise ProtocolError(431, "header section too large")
+        server = self.server
         head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
-                                  self.server.parse_header_lines)
+                                  server.parse_header_lines, app.max_header_bytes)
         raw_path, path, query, target_host = split_target(head.method, head.raw_target)
         request = Request(head.method, raw_path, path.replace(_ENCODED_SLASH, "/")
                           if _ENCODED_SLASH in path else path, query, head.http_version,
-                          head.header_pairs, b"", self.remote_addr, self.server.scheme,
+                          head.header_pairs, b"", self.remote_addr, server.scheme,
                           target_host, app)
-        request._server = self.server
-        if self.server.access_log:
+        request._server = server
+        if server.access_log:
             request.started = time.monotonic()
-        pending = _Pending(request, head.keep_alive and not self.server.shutting_down)
+        pending = _Pending(request, head.keep_alive and not server.shutting_down)
         has_body = head.chunked or bool(head.content_length)
         route, params, allowed = app.find(request.method, path)
         request.route = route
@@ -3362,8 +3362,6 @@ class HTTPProtocol(asyncio.Protocol):
     # -- dispatching, in order --
 
     def _dispatch_next(self):
-        if self.transport.is_closing():   # the peer is gone: answer nothing more
-            self._closed = True
         while not self._closed and not self._busy and not self._writing_paused:
             if not self._queue:
                 if not (self._buffer and self._state == _HEAD):
@@ -3497,11 +3495,12 @@ class HTTPProtocol(asyncio.Protocol):
         self._send(request, response.status, head, body, keep_alive)
 
     def _send(self, request, status, head, body, keep_alive):
-        if not self._closed and not self.transport.is_closing():
-            if request.method == "HEAD" or not body:
-                self.transport.write(head)
-            else:
-                self.transport.write(head + body)
+        if self.transport.is_closing():
+            self._closed = True     # the peer is gone: write and dispatch nothing more
+        elif request.method == "HEAD" or not body:
+            self.transport.write(head)
+        else:
+            self.transport.write(head + body)
         if self.server.access_log:
             self.server.log_access(request, status, len(body or b""))
         if not keep_alive:
@@ -3721,7 +3720,7 @@ class _Server:
 
     def _sweep(self):
         """Close connections whose header, body or keep-alive deadline has passed."""
-        now = self.loop.time()
+        now = time.monotonic()
         for connection in list(self.connections):
             deadline = connection.deadline
             if deadline is not None and deadline <= now:
