@@ -1577,6 +1577,9 @@ def _format_set_cookie(name, value, max_age=None, expires=None, path="/", domain
     return cookie
 
 
+_CONTENT_TYPE_LINES = {}     # validated content type -> its serialised header line
+
+
 def _add_headers(headers, extra, replace=False):
     """Add headers from a dict (one value per name) or from pairs (repeated names kept).
 
@@ -1595,17 +1598,18 @@ class Response:
     """An HTTP response: ``Response(body="", status=200, headers=None, content_type=None,
     cookies=None)`` (``code=`` is accepted for ``status``)."""
 
-    default_content_type = None
-
     def __init__(self, body="", status=200, headers=None, content_type=None, cookies=None,
                  *, code=None):
         self.body = body
         self.status = int(code if code is not None else status)
         self._headers = None
+        # Until .headers is used, a lone content type is kept apart: most responses have
+        # no other header, and building a Headers object for one costs more than the rest.
+        self._content_type = None
         if headers:
             _add_headers(self.headers, headers)
         if content_type is not None:
-            self.headers["Content-Type"] = content_type
+            self.content_type = content_type
         if cookies:
             for name, value in cookies.items():
                 self.set_cookie(name, value)
@@ -1615,15 +1619,26 @@ class Response:
         """Case-insensitive, multi-valued response headers."""
         if self._headers is None:
             self._headers = Headers()
+            if self._content_type is not None:
+                self._headers["Content-Type"] = self._content_type
+                self._content_type = None
         return self._headers
 
     @property
     def content_type(self):
-        return self._headers.get("Content-Type") if self._headers else None
+        """The ``Content-Type`` header (None when not set)."""
+        if self._headers is not None:
+            return self._headers.get("Content-Type")
+        return self._content_type
 
     @content_type.setter
     def content_type(self, value):
-        self.headers["Content-Type"] = value
+        if self._headers is not None:
+            self._headers["Content-Type"] = value
+        elif value in _CONTENT_TYPE_LINES:
+            self._content_type = value
+        else:
+            self._content_type = _check_header_value(value, "Content-Type")
 
     def set_cookie(self, name, value, max_age=None, expires=None, path="/", domain=None,
                    secure=False, httponly=True, samesite="Lax", secret=None):
@@ -3435,7 +3450,14 @@ class HTTPProtocol(asyncio.Protocol):
                  or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
         headers = response._headers
         no_body = status in (204, 304) or status < 200
-        content_type = None
+        content_type = getattr(response, "_content_type", None)
+        if content_type is not None:
+            line = _CONTENT_TYPE_LINES.get(content_type)
+            if line is None:
+                line = f"Content-Type: {content_type}\r\n".encode("latin-1", "replace")
+                if len(_CONTENT_TYPE_LINES) < 64:     # the few types an app uses
+                    _CONTENT_TYPE_LINES[content_type] = line
+            lines.append(line)
         if headers:
             for name, value in headers.items():
                 lower = name.lower()
