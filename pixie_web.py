@@ -2489,9 +2489,18 @@ class _ProcessEnvironment:
 proc_env = _ProcessEnvironment()
 
 
+#: Pool workers run this much "nicer" than the server, so the event loop always gets the
+#: CPU first and async routes stay responsive while CPU-bound pool work saturates the cores.
+POOL_NICENESS = 10
+
+
 def _pool_initializer():
     proc_env.proc_type = ProcessType.pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
+    try:
+        os.nice(POOL_NICENESS)
+    except (OSError, AttributeError):               # not permitted, or not on this OS
+        pass
 
 
 def _pool_warmup():
@@ -2567,7 +2576,7 @@ class _PoolStreamChannel:
     def __init__(self):
         self.address = None
         self._server = None
-        self._waiting = {}          # stream id -> future resolved with (reader, writer, head)
+        self._waiting = {}          # stream id -> (stream future, the call's waiter)
         self._next_id = 0
 
     async def start(self):
@@ -2577,14 +2586,16 @@ class _PoolStreamChannel:
             self.address = os.path.join(tempfile.mkdtemp(prefix="pixie-web-"), "streams")
         self._server = await asyncio.start_unix_server(self._accept, self.address)
 
-    def register(self):
+    def register(self, waiter):
+        """A stream id, and a future resolved with ``(reader, writer, status, headers)`` when
+        the worker connects (``waiter`` is then woken with "stream")."""
         self._next_id += 1
         future = asyncio.get_running_loop().create_future()
-        self._waiting[self._next_id] = future
+        self._waiting[self._next_id] = (future, waiter)
         return self._next_id, future
 
     def forget(self, stream_id):
-        future = self._waiting.pop(stream_id, None)
+        future, _ = self._waiting.pop(stream_id, (None, None))
         if future is not None and not future.done():
             future.cancel()
 
@@ -2595,11 +2606,13 @@ class _PoolStreamChannel:
         except (asyncio.IncompleteReadError, pickle.UnpicklingError, ValueError, OSError):
             writer.close()
             return
-        future = self._waiting.pop(stream_id, None)
+        future, waiter = self._waiting.pop(stream_id, (None, None))
         if future is None or future.done():
             writer.close()
             return
         future.set_result((reader, writer, status, header_items))
+        if not waiter.done():
+            waiter.set_result("stream")
 
     async def close(self):
         if self._server is not None:
@@ -2668,23 +2681,34 @@ class _ProcessPool:
             self._executor = self._new_executor()
         return self._executor
 
-    def _submit(self, func, *args):
-        if self.external is not None:
-            return None, self.external.submit(func, *args)
+    def _submit(self, waiter, func, *args):
+        """Submit a call; when it finishes, ``waiter`` is woken with "result" (one wake-up of
+        the loop per call: done callbacks run in the executor's thread)."""
+        loop = asyncio.get_running_loop()
+        executor = future = None
         for _ in range(2):
+            if self.external is not None:
+                future = self.external.submit(func, *args)
+                break
             executor = self._current()
             try:
                 future = executor.submit(func, *args)
             except concurrent.futures.process.BrokenProcessPool:
                 self._replace(executor)
                 continue
-            pending = self._pending[executor]
-            pending.add(future)
-            loop = asyncio.get_running_loop()   # done callbacks run in the executor's thread
-            future.add_done_callback(
-                lambda f, ex=executor: loop.call_soon_threadsafe(self._settle, ex, f))
-            return executor, future
-        raise concurrent.futures.process.BrokenProcessPool("the process pool keeps breaking")
+            self._pending[executor].add(future)
+            break
+        else:
+            raise concurrent.futures.process.BrokenProcessPool("the process pool keeps breaking")
+        future.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(self._finished, executor, done, waiter))
+        return executor, future
+
+    def _finished(self, executor, future, waiter):
+        if executor is not None:
+            self._settle(executor, future)
+        if not waiter.done():
+            waiter.set_result("result")
 
     def _settle(self, executor, future):
         pending = self._pending.get(executor)
@@ -2714,37 +2738,35 @@ class _ProcessPool:
 
     async def call(self, handler, request, path_params, timeout):
         """Run ``handler`` in a worker; return a Response (streams come back chunk by chunk)."""
+        waiter = asyncio.get_running_loop().create_future()
         stream_id = stream_ready = None
         if self.channel is not None:
-            stream_id, stream_ready = self.channel.register()
+            stream_id, stream_ready = self.channel.register(waiter)
         try:
             executor, future = self._submit(
-                _pool_call, handler, request._snapshot(), path_params,
+                waiter, _pool_call, handler, request._snapshot(), path_params,
                 self.channel.address if self.channel else None, stream_id)
-            result = asyncio.wrap_future(future)
-            waiting = {result} if stream_ready is None else {result, stream_ready}
-            done, _ = await asyncio.wait(waiting, timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if not done:
-                result.add_done_callback(_consume_outcome)   # abandoned: nobody reads it
-                self._timed_out(executor, future)
-                raise _PoolTimeout()
-            if stream_ready is not None and stream_ready in done:
-                reader, writer, status, header_items = stream_ready.result()
-                result.add_done_callback(_log_pool_stream_error)
-                return StreamResponse(_read_pool_stream(reader, writer), status,
-                                      headers=header_items, content_type=None)
             try:
-                outcome = result.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                if executor is not None:
-                    self._replace(executor)
-                raise
-            if outcome == _STREAMED:   # the stream ended before we noticed it start
-                reader, writer, status, header_items = await stream_ready
-                return StreamResponse(_read_pool_stream(reader, writer), status,
-                                      headers=header_items, content_type=None)
-            return outcome
+                async with asyncio.timeout(timeout):
+                    outcome = await waiter      # "result", or "stream" once chunks flow
+            except TimeoutError:
+                self._timed_out(executor, future)
+                raise _PoolTimeout() from None
+            if outcome == "result":
+                try:
+                    result = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    if executor is not None:
+                        self._replace(executor)
+                    raise
+                if result != _STREAMED:
+                    return result
+                # the whole stream ended before its start was noticed: read it all the same
+            else:
+                future.add_done_callback(_log_pool_stream_error)
+            reader, writer, status, header_items = await stream_ready
+            return StreamResponse(_read_pool_stream(reader, writer), status,
+                                  headers=header_items, content_type=None)
         finally:
             if stream_id is not None:
                 self.channel.forget(stream_id)
@@ -2779,11 +2801,6 @@ class _ProcessPool:
         for executor in list(self._pending):
             self._kill(executor)
         self._executor = None
-
-
-def _consume_outcome(future):
-    if not future.cancelled():
-        future.exception()
 
 
 def _log_pool_stream_error(future):

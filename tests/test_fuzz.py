@@ -180,6 +180,8 @@ def pipelines(draw):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines(), st.lists(st.integers(0, 10_000), max_size=8))
+@example(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/2.0\r\n Content-Length: 0\r\n \n"
+         b"Content-Length: 0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", [69])
 def test_any_packet_split_gives_the_same_answers(data, cuts):
     # B9: aiohttp CVE-2026-54277 -- limits and framing must not depend on TCP segmentation.
     # ("100 Continue" is only sent to a request at the head of the line, which depends on
