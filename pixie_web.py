@@ -2489,18 +2489,14 @@ class _ProcessEnvironment:
 proc_env = _ProcessEnvironment()
 
 
-#: Pool workers run this much "nicer" than the server, so the event loop always gets the
-#: CPU first and async routes stay responsive while CPU-bound pool work saturates the cores.
-POOL_NICENESS = 10
-
-
-def _pool_initializer():
+def _pool_initializer(niceness=0):
     proc_env.proc_type = ProcessType.pool
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
-    try:
-        os.nice(POOL_NICENESS)
-    except (OSError, AttributeError):               # not permitted, or not on this OS
-        pass
+    if niceness:
+        try:
+            os.nice(niceness)   # lower priority: the event loop gets the CPU first
+        except (OSError, AttributeError):           # not permitted, or not on this OS
+            pass
 
 
 def _pool_warmup():
@@ -2646,8 +2642,9 @@ class _ProcessPool:
     hung handler never clogs the pool. A pool broken by a dead worker is rebuilt.
     """
 
-    def __init__(self, workers, start_method=None, executor=None):
+    def __init__(self, workers, start_method=None, executor=None, niceness=0):
         self.workers = workers
+        self.niceness = niceness
         self.start_method = start_method
         self.external = executor
         self._executor = None
@@ -2662,7 +2659,8 @@ class _ProcessPool:
             method = "forkserver" if "forkserver" in methods else "spawn"
         context = multiprocessing.get_context(method)
         executor = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_pool_initializer)
+            self.workers, mp_context=context, initializer=_pool_initializer,
+            initargs=(self.niceness,))
         self._pending[executor] = set()
         return executor
 
@@ -3704,6 +3702,7 @@ _SETTINGS = {
     "keepalive_timeout": 5.0,
     "handler_timeout": 30.0,
     "shutdown_timeout": 10.0,
+    "pool_niceness": 10,
 }
 
 
@@ -3748,7 +3747,8 @@ class _Server:
                 log.warning("this process cannot start worker processes (it is daemonic): "
                             "pool routes run in the thread pool; pass executor= for a pool")
             else:
-                pool = _ProcessPool(workers or os.cpu_count() or 1, start_method)
+                pool = _ProcessPool(workers or os.cpu_count() or 1, start_method,
+                                    niceness=app.pool_niceness)
                 pool.check_handlers(pool_routes)
                 await pool.start()
                 self.pool = pool

@@ -142,7 +142,7 @@ def test_500_slowloris_sockets_are_dropped_while_normal_clients_are_served(serve
             closed_after = time.monotonic() - opened
         assert not open_socks, f"{len(open_socks)} slowloris sockets still open after 8 s"
         assert closed_after < 5.0, f"the 1 s header deadline took {closed_after:.1f}s to act"
-        probe.check(within=1.5)
+        probe.check(within=2.5)
     finally:
         for sock in sockets:
             sock.close()
@@ -346,7 +346,7 @@ def test_250000_one_byte_chunks_are_decoded_in_linear_time_without_stalling_othe
     assert (status, body) == (200, b"250000")
     print(f"\n[{parser_mode}] 25,000 chunks {small:.2f}s; 250,000 chunks {large:.2f}s")
     assert large < 30 * small, f"25k chunks {small:.2f}s, 250k chunks {large:.2f}s: not linear"
-    probe.check(within=1.5)
+    probe.check(within=2.5)
     assert_still_serving(server)
 
 
@@ -417,8 +417,12 @@ def test_json_nested_100000_deep_is_refused_with_400(server_factory, parser_mode
 
 # ---- Response-side safety on the wire (4-C, D11) ------------------------------------------------
 
-INJECTIONS = ["%0d%0aSet-Cookie:%20pwned=1", "%0aSet-Cookie:%20pwned=1", "%0dSet-Cookie:%20pwned=1",
-              "a%00b", "a%1b[31m", "a%7f", "a%0bb", "a%c2%85Set-Cookie:%20pwned=1"]
+CONTROL_INJECTIONS = ["%0d%0aSet-Cookie:%20pwned=1", "%0aSet-Cookie:%20pwned=1",
+                      "%0dSet-Cookie:%20pwned=1", "a%00b", "a%1b[31m", "a%7f", "a%0bb"]
+# Not control characters, but must not become one on the wire: U+0085 (NEL) and U+010D U+010A,
+# whose low bytes are CR LF (the "Unicode response splitting" of servers that truncate to 8 bits)
+UNICODE_INJECTIONS = ["a%c2%85Set-Cookie:%20pwned=1", "%c4%8d%c4%8aSet-Cookie:%20pwned=1"]
+INJECTIONS = CONTROL_INJECTIONS + UNICODE_INJECTIONS
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +459,8 @@ def test_request_data_cannot_inject_into_response_headers(shared_server, path, i
     assert all(re.fullmatch(rb"[\x20-\x7e\x80-\xff]*", line) for line in lines), head
     assert all(re.fullmatch(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+: .*", line) for line in lines[1:]), head
     assert not any(line.lower().startswith(b"set-cookie: pwned") for line in lines), head
-    if "%c2%85" not in injection:               # a control character: refused where it was set
+    assert not re.search(rb"[\r\n]", head.replace(b"\r\n", b"")), head    # no bare CR or LF
+    if injection in CONTROL_INJECTIONS:          # refused where it was set: a 500
         assert status_of(data) == 500
 
 

@@ -275,7 +275,7 @@ def test_a_header_section_llhttp_refuses_is_refused_by_both_paths(head):
     _check_llhttp_refusal_wins(head)
 
 
-BULK_HEADS = 30000
+BULK_HEADS = 50_000
 
 
 @needs_httptools
@@ -370,7 +370,7 @@ def wire_requests(draw):
     return head + b"\r\n\r\n" + body + FOLLOWER
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(wire_requests())
 @example(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
          b"3\r\nxxx__1a\r\n0\r\n\r\n" + FOLLOWER)                                  # A11

@@ -107,7 +107,10 @@ def main():
     if proc_env.proc_type is ProcessType.main:
         _count_pipes()
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
-    app.run(host=HOST, port=PORT, workers=workers, access_log=False)
+    settings = {}
+    if "BENCH_POOL_NICENESS" in os.environ:       # compare worker priorities
+        settings["pool_niceness"] = int(os.environ["BENCH_POOL_NICENESS"])
+    app.run(host=HOST, port=PORT, workers=workers, access_log=False, **settings)
 
 
 if __name__ == "__main__":
