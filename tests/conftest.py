@@ -5,6 +5,7 @@ pid when the test (or module) ends.  ``server_factory(target, pure=..., **run_kw
 starts ``tests/serve.py`` with the accelerators on (``pure=False``) or off
 (``pure=True``); the ``parser_mode`` fixture parametrises a test over both.
 """
+import contextlib
 import json
 import os
 import signal
@@ -91,6 +92,27 @@ class ServerProcess:
         """Everything the server printed so far."""
         self.log_file.seek(0)
         return self.log_file.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def servers_by_mode(target, env=None, **run_kwargs):
+    """For module-scoped fixtures: ``get(mode)`` starts one server per parser mode ("pure" or
+    "accelerated") on first use; all of them are stopped by pid at the end."""
+    started = {}
+
+    def get(mode):
+        if mode == "accelerated" and not HAVE_ACCELERATORS:
+            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
+        if mode not in started:
+            started[mode] = ServerProcess(target, pure=(mode == "pure"), run_kwargs=run_kwargs,
+                                          env=env)
+        return started[mode]
+
+    try:
+        yield get
+    finally:
+        for server in started.values():
+            server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from pixie_web import App, Response, TestClient
 from tests.apps.essentials_app import COOKIE_SECRET
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess, raw_exchange, status_of
+from tests.conftest import raw_exchange, servers_by_mode, status_of
 
 TARGET = "tests.apps.essentials_app:app"
 SIGNED_VALUE = {"user": "ünïcode", "roles": [1, 2, 3], "admin": False}
@@ -26,18 +26,8 @@ ABSENT = "<absent>"
 
 @pytest.fixture(scope="module")
 def servers():
-    started = {}
-
-    def get(mode):
-        if mode == "accelerated" and not HAVE_ACCELERATORS:
-            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in started:
-            started[mode] = ServerProcess(TARGET, pure=(mode == "pure"), run_kwargs={"workers": 1})
-        return started[mode]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    with servers_by_mode(TARGET, workers=1) as get:
+        yield get
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])

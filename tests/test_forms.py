@@ -19,7 +19,7 @@ import requests
 
 from pixie_web import HTTPError, MultipartParser, TestClient
 from tests.apps.essentials_app import make_form_app
-from tests.conftest import HAVE_ACCELERATORS, ROOT, ServerProcess, raw_exchange, status_of
+from tests.conftest import ROOT, raw_exchange, servers_by_mode, status_of
 
 TARGET = "tests.apps.essentials_app:app"
 BOUNDARY = "----pixie-form-boundary-7MA4YWxk"
@@ -517,18 +517,8 @@ def test_sanitised_filename_is_the_base_name(raw_filename, expected):
 @pytest.fixture(scope="module")
 def servers():
     """Real servers (with a 2-worker pool), started on first use per parser mode."""
-    started = {}
-
-    def get(mode):
-        if mode == "accelerated" and not HAVE_ACCELERATORS:
-            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in started:
-            started[mode] = ServerProcess(TARGET, pure=(mode == "pure"), run_kwargs={"workers": 2})
-        return started[mode]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    with servers_by_mode(TARGET, workers=2) as get:
+        yield get
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])

@@ -16,7 +16,7 @@ import requests
 from pixie_web import TestClient
 from tests.apps import request_app
 from tests.apps.request_app import MAX_BODY_SIZE, MAX_QUERY_PARAMS
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess, raw_exchange, status_of
+from tests.conftest import raw_exchange, servers_by_mode, status_of
 
 TARGET = "tests.apps.request_app:app"
 
@@ -57,18 +57,8 @@ class OverTheWire:
 @pytest.fixture(scope="module")
 def servers():
     """Real servers, started on first use (one per parser mode) and stopped at module end."""
-    started = {}
-
-    def get(mode):
-        if mode == "accelerated" and not HAVE_ACCELERATORS:
-            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in started:
-            started[mode] = ServerProcess(TARGET, pure=(mode == "pure"), run_kwargs={"workers": 1})
-        return started[mode]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    with servers_by_mode(TARGET, workers=1) as get:
+        yield get
 
 
 @pytest.fixture(scope="module", params=["testclient", "pure", "accelerated"])

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess, raw_exchange, status_of
+from tests.conftest import raw_exchange, servers_by_mode, status_of
 
 TARGET = "tests.apps.essentials_app:static_app"
 HELLO = b"Hello, static world!\n"
@@ -61,19 +61,8 @@ def tree(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(tree):
-    started = {}
-
-    def get(mode):
-        if mode == "accelerated" and not HAVE_ACCELERATORS:
-            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in started:
-            started[mode] = ServerProcess(TARGET, pure=(mode == "pure"), run_kwargs={},
-                                          env={"ESSENTIALS_STATIC_ROOT": str(tree)})
-        return started[mode]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    with servers_by_mode(TARGET, env={"ESSENTIALS_STATIC_ROOT": str(tree)}) as get:
+        yield get
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])
