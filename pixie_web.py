@@ -2895,6 +2895,19 @@ def _raise_request_line_error(request_line):
     raise ProtocolError(400, "malformed request line")
 
 
+def parse_request_line(request_line, max_request_line):
+    """``(method, target, major, minor)`` of a request line; ProtocolError 414/400/505."""
+    if len(request_line) > max_request_line:
+        raise ProtocolError(414)
+    match = _REQUEST_LINE_RE.fullmatch(request_line)
+    if match is None:
+        _raise_request_line_error(request_line)
+    method, target, major, minor = match.groups()
+    if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
+        raise ProtocolError(505)
+    return method, target, major, minor
+
+
 def parse_request_head(head, max_request_line, max_header_count, parse_lines=None,
                        max_header_bytes=None):
     """Parse and validate a request head (bytes before the blank line); raise ProtocolError.
@@ -2904,14 +2917,7 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     # The request-line regex and the header parsers admit no control byte and no lone CR
     # or LF, so no separate scan of the head is needed.
     request_line, _, block = head.partition(b"\r\n")
-    if len(request_line) > max_request_line:
-        raise ProtocolError(414)
-    match = _REQUEST_LINE_RE.fullmatch(request_line)
-    if match is None:
-        _raise_request_line_error(request_line)
-    method, target, major, minor = match.groups()
-    if (major, minor) not in ((b"1", b"1"), (b"1", b"0")):
-        raise ProtocolError(505)
+    method, target, major, minor = parse_request_line(request_line, max_request_line)
     if max_header_bytes is not None and len(block) + 2 > max_header_bytes:
         raise ProtocolError(431, "header section too large")
     if block and block.count(b"\r\n") + 1 > max_header_count:
@@ -3252,16 +3258,24 @@ class HTTPProtocol(asyncio.Protocol):
                     self._buffer = bytearray(buffer[position:])
 
     def _check_partial_head(self, buffer, position):
+        """Refuse an incomplete head as soon as it cannot succeed, with the answer the whole
+        head would get (the request line is judged first), whatever the packet split."""
         pending = len(buffer) - position
         if not pending:
             return
+        app = self.app
         first_line_end = buffer.find(b"\r\n", position)
-        if first_line_end < 0 and pending > self.app.max_request_line:
-            raise ProtocolError(414)
-        if pending > self.app.max_request_line + self.app.max_header_bytes + 4:
+        if first_line_end < 0:
+            if pending > app.max_request_line:
+                raise ProtocolError(414)
+            if b"\n" in buffer[position:]:
+                raise ProtocolError(400, "lines must end with CRLF")
+            return
+        parse_request_line(bytes(buffer[position:first_line_end]), app.max_request_line)
+        if pending > app.max_request_line + app.max_header_bytes + 4:
             raise ProtocolError(431, "header section too large")
-        lf = buffer.count(b"\n", position)
-        if lf and lf != buffer.count(b"\r\n", position):
+        line_feeds = buffer.count(b"\n", position)
+        if line_feeds != buffer.count(b"\r\n", position):
             raise ProtocolError(400, "lines must end with CRLF")
 
     def _start_request(self, head_bytes):
