@@ -36,6 +36,7 @@ def _where():
         "thread": threading.current_thread().name,
         "is_pool": proc_env.proc_type == ProcessType.pool,
         "is_main": proc_env.proc_type == ProcessType.main,
+        "niceness": os.nice(0),
     }
 
 
