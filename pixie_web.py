@@ -3553,7 +3553,8 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             self.transport.write(head + body)
         if self.server.access_log:
-            self.server.log_access(request, status, len(body or b""))
+            self.server.log_access(request, status,
+                                   0 if request.method == "HEAD" else len(body or b""))
         if not keep_alive:
             self._close()
 
