@@ -35,13 +35,14 @@ Map of the sections below (each uses only what stands above it):
 """
 
 # ---- Imports and accelerators ---------------------------------------------------------------
+# Modules only some requests or commands need (argparse, email.utils, mimetypes,
+# multiprocessing, tempfile, sqlite3, decimal, unicodedata) are imported where they are used,
+# which keeps `import pixie_web` light.
 
-import argparse
 import asyncio
 import base64
 import concurrent.futures
 import contextvars
-import email.utils
 import functools
 import hashlib
 import hmac
@@ -51,8 +52,6 @@ import inspect
 import io
 import json
 import logging
-import mimetypes
-import multiprocessing
 import os
 import pickle
 import re
@@ -62,11 +61,9 @@ import socket
 import stat
 import struct
 import sys
-import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections import deque, namedtuple
 from enum import Enum
 from http import HTTPStatus
@@ -195,9 +192,15 @@ def _json_too_deep(data):
     return False
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(timestamp=None):
-    """Format a timestamp (default: now) as an RFC 9110 IMF-fixdate."""
-    return email.utils.formatdate(timestamp, usegmt=True)
+    """Format a timestamp (default: now) as an RFC 9110 IMF-fixdate (locale-independent)."""
+    t = time.gmtime(timestamp)
+    return (f"{_WEEKDAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
 
 
 class _DateCache:
@@ -1107,6 +1110,7 @@ class MultipartParser:
         if length is not None and not _DIGITS_RE.fullmatch(length.encode("latin-1")):
             raise HTTPError(400, "invalid Content-Length in a multipart part")
         if "filename" in params:
+            import tempfile
             spool = tempfile.SpooledTemporaryFile(max_size=self.limits.spool_threshold)
             self._part = (params["name"], params["filename"], headers, spool)
         else:
@@ -1760,6 +1764,7 @@ def _stat_is_file(file_stat):
 
 
 def _guess_content_type(path):
+    import mimetypes
     guessed, _ = mimetypes.guess_type(path)
     content_type = guessed or "application/octet-stream"
     if (content_type.startswith("text/") or content_type in (
@@ -1771,6 +1776,7 @@ def _guess_content_type(path):
 
 def _parse_http_date(value):
     try:
+        import email.utils
         return email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
@@ -2577,8 +2583,9 @@ class _PoolStreamChannel:
 
     async def start(self):
         if sys.platform.startswith("linux"):
-            self.address = "\0pixie-web-" + uuid.uuid4().hex    # abstract: nothing on disk
+            self.address = "\0pixie-web-" + secrets.token_hex(16)   # abstract: nothing on disk
         else:
+            import tempfile
             self.address = os.path.join(tempfile.mkdtemp(prefix="pixie-web-"), "streams")
         self._server = await asyncio.start_unix_server(self._accept, self.address)
 
@@ -2653,6 +2660,7 @@ class _ProcessPool:
         self.channel = None
 
     def _new_executor(self):
+        import multiprocessing
         method = self.start_method
         if method is None:
             methods = multiprocessing.get_all_start_methods()
@@ -3725,6 +3733,11 @@ async def _maybe_await(value):
     return await value if inspect.isawaitable(value) else value
 
 
+def _in_daemonic_process():
+    import multiprocessing
+    return multiprocessing.current_process().daemon
+
+
 class _Server:
     """What one running server (or TestClient) shares between its connections."""
 
@@ -3758,7 +3771,7 @@ class _Server:
                 self.pool = _ProcessPool(None, executor=executor)
             elif workers == 0:
                 log.warning("workers=0: pool routes run in the thread pool instead")
-            elif multiprocessing.current_process().daemon:
+            elif _in_daemonic_process():
                 log.warning("this process cannot start worker processes (it is daemonic): "
                             "pool routes run in the thread pool; pass executor= for a pool")
             else:
@@ -4353,7 +4366,7 @@ def _parse_response_bytes(raw, method="GET"):
 
 
 def _encode_multipart(fields, files):
-    boundary = "pixie-web-" + uuid.uuid4().hex
+    boundary = "pixie-web-" + secrets.token_hex(16)
     parts = []
     for name, value in fields:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
@@ -4537,6 +4550,7 @@ def main(argv=None):
     if argv[:1] == ["--version"]:
         print(f"pixie_web {__version__}")
         return 0
+    import argparse
     parser = argparse.ArgumentParser(prog="python -m pixie_web",
                                      description="Serve a pixie_web app, or list its routes.")
     listing = argv[:1] == ["routes"]
