@@ -3548,6 +3548,22 @@ class HTTPProtocol(asyncio.Protocol):
         self._send(request, 200, head, body, keep_alive)
 
     def _write_response(self, pending, response):
+        if (response.status == 200 and response._headers is None
+                and type(response) is Response):
+            # A plain Response with at most a content type: the fast writer, like a str return
+            body, content_type = response.body, response._content_type
+            if type(body) is str and body:
+                body = body.encode()
+                line = _TEXT_HTML_LINE if content_type is None else \
+                    _CONTENT_TYPE_LINES.get(content_type)
+            elif type(body) is bytes and body:
+                line = _OCTET_STREAM_LINE if content_type is None else \
+                    _CONTENT_TYPE_LINES.get(content_type)
+            else:
+                line = None
+            if line is not None:
+                self._write_plain(pending, (line, body))
+                return
         request = pending.request
         head, body, keep_alive = self._render_head(
             response, request, request.http_version, pending.keep_alive)
