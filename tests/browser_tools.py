@@ -7,27 +7,16 @@ uploads and secret in a temporary directory, and is stopped by pid.
 import os
 import re
 import shutil
-import signal
-import socket
 import struct
-import subprocess
 import sys
-import tempfile
-import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import ROOT, ChildServer, child_env, free_port
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_png(width=8, height=6, rgb=(61, 90, 254)):
@@ -48,64 +37,24 @@ def csrf_token_of(html):
     return match.group(1)
 
 
-class MsgboardServer:
+class MsgboardServer(ChildServer):
     """``python msgboard.py`` in a child process, configured through its environment."""
 
+    name = "msgboard.py"
+
     def __init__(self, directory, secret="test-secret-for-msgboard", pure=False):
-        self.port = free_port()
         self.directory = directory
         self.db_path = os.path.join(directory, "board.sqlite3")
         self.uploads_dir = os.path.join(directory, "uploads")
-        env = dict(os.environ)
-        env.pop("PIXIE_WEB_PURE", None)
-        if pure:
-            env["PIXIE_WEB_PURE"] = "1"
-        env.update(MSGBOARD_PORT=str(self.port), MSGBOARD_DB=self.db_path,
-                   MSGBOARD_UPLOADS=self.uploads_dir, PYTHONPATH=ROOT)
+        port = free_port()
+        env = child_env(pure, MSGBOARD_PORT=str(port), MSGBOARD_DB=self.db_path,
+                        MSGBOARD_UPLOADS=self.uploads_dir)
         if secret is None:
             env.pop("MSGBOARD_SECRET", None)
         else:
             env["MSGBOARD_SECRET"] = secret
-        self.log_file = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "msgboard.py")], env=env, cwd=directory,
-            stdout=self.log_file, stderr=subprocess.STDOUT)
-        self.pid = self.process.pid
-        self._wait_ready()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def _wait_ready(self, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"msgboard.py exited early:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"msgboard.py did not listen in time:\n{self.output()}")
-
-    def stop(self, timeout=10.0):
-        """Stop the server by pid (SIGTERM, then SIGKILL) and return its output."""
-        if self.process.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.process.wait(timeout=timeout)
-            except ProcessLookupError:
-                pass
-        return self.output()
-
-    def output(self):
-        self.log_file.seek(0)
-        return self.log_file.read().decode(errors="replace")
+        super().__init__([sys.executable, os.path.join(ROOT, "msgboard.py")], port, env,
+                         cwd=directory)
 
 
 def browser_unavailable_reason():

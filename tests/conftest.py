@@ -34,26 +34,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
-class ServerProcess:
-    """A pixie_web app running in a child process; ``stop()`` kills it by pid."""
+class ChildServer:
+    """A server in a child process on 127.0.0.1:``port``; ``stop()`` kills it by pid.
 
-    def __init__(self, target, pure, run_kwargs, env=None):
-        self.port = free_port()
-        self.pure = pure
-        child_env = dict(os.environ)
-        child_env.pop("PIXIE_WEB_PURE", None)
-        if pure:
-            child_env["PIXIE_WEB_PURE"] = "1"
-        child_env["PYTHONPATH"] = ROOT + os.pathsep + child_env.get("PYTHONPATH", "")
-        child_env.update(env or {})
-        run_kwargs = {"access_log": False, **run_kwargs}
-        # Output goes to a file, not a pipe: a pipe nobody drains would block a chatty server.
+    Its output goes to a file, not a pipe: a pipe nobody drains would block a chatty server.
+    """
+
+    name = "server"
+
+    def __init__(self, command, port, env, cwd=ROOT):
+        self.port = port
         self.log_file = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
-             str(self.port), json.dumps(run_kwargs)],
-            env=child_env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=ROOT,
-        )
+        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self.log_file,
+                                        stderr=subprocess.STDOUT)
         self.pid = self.process.pid
         self._wait_ready()
 
@@ -65,33 +58,58 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited early:\n{self.output()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("server did not start listening in time")
+        raise RuntimeError(f"{self.name} did not start listening in time:\n{self.output()}")
 
     def alive(self):
         return self.process.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        """Stop the server by pid and return what it printed."""
+        """Stop the server by pid (``sig``, then SIGKILL) and return what it printed."""
         if self.process.poll() is None:
             try:
                 os.kill(self.pid, sig)
                 self.process.wait(timeout=timeout)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
+            except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
         return self.output()
 
     def output(self):
         """Everything the server printed so far."""
         self.log_file.seek(0)
         return self.log_file.read().decode(errors="replace")
+
+
+def child_env(pure, **extra):
+    """The environment for a child server: accelerators on, or off with ``pure``."""
+    env = dict(os.environ)
+    env.pop("PIXIE_WEB_PURE", None)
+    if pure:
+        env["PIXIE_WEB_PURE"] = "1"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class ServerProcess(ChildServer):
+    """A pixie_web app (``module:attr``) running in a child process via tests/serve.py."""
+
+    def __init__(self, target, pure, run_kwargs, env=None):
+        self.pure = pure
+        port = free_port()
+        run_kwargs = {"access_log": False, **run_kwargs}
+        super().__init__([sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
+                          str(port), json.dumps(run_kwargs)], port,
+                         child_env(pure, **(env or {})))
 
 
 @contextlib.contextmanager
