@@ -2441,6 +2441,21 @@ class Sessions:
         self.samesite = samesite
         self.path = path
         self.httponly = httponly
+        self._next_purge = 0.0
+
+    #: Expired sessions are purged from a server-side store at most this often (seconds).
+    purge_interval = 3600.0
+
+    def startup(self, app):
+        self._purge()
+
+    def _purge(self):
+        self._next_purge = time.monotonic() + self.purge_interval
+        if not self.store.in_cookie:
+            try:
+                self.store.purge_expired()
+            except Exception:
+                log.exception("purging expired sessions failed")
 
     def _load(self, request):
         value = request.get_cookie(self.cookie_name, secret=self.secret)
@@ -2461,6 +2476,8 @@ class Sessions:
             if session.id is None:
                 session.id = secrets.token_urlsafe(32)
             self.store.save(session.id, dict(session), self.max_age)
+            if time.monotonic() >= self._next_purge:
+                self._purge()
             cookie_value = session.id
         response.set_cookie(self.cookie_name, cookie_value, max_age=self.max_age,
                             path=self.path, secure=self.secure, httponly=self.httponly,
@@ -4491,17 +4508,14 @@ class TestClient:
         return transport.output
 
     def _keep_cookies(self, response):
+        """Remember cookies the app set (sent back as received); Max-Age=0 deletes one."""
         for header in response.headers.getall("Set-Cookie"):
             pair, *attributes = header.split(";")
             name, _, value = pair.strip().partition("=")
-            expired = any(a.strip().lower() in ("max-age=0",) for a in attributes)
-            if expired:
+            if any(attribute.strip().lower() == "max-age=0" for attribute in attributes):
                 self.cookies.pop(name, None)
             else:
-                if value.startswith('"'):
-                    self.cookies[name] = value   # keep quoting: sent back as received
-                else:
-                    self.cookies[name] = value
+                self.cookies[name] = value
 
     def get(self, path, **kwargs):
         return self.request("GET", path, **kwargs)

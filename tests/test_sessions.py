@@ -355,3 +355,24 @@ def test_sqlite_sessions_survive_a_server_restart(server_factory, tmp_path):
                                                                           "lang": "fr"}
     stranger = requests.get(second.url + "/session/get", timeout=30)
     assert stranger.json() == {}
+
+
+def test_expired_sessions_are_purged_from_the_store_at_startup_and_while_saving():
+    store = MemoryStore()
+    store.save("stale", {"n": 1}, max_age=-1)           # already expired
+    sessions = Sessions("purge-secret", store=store)
+    sessions.purge_interval = 0                         # purge on every save for the test
+    app = App()
+    app.install(sessions)
+
+    @app.route("/set")
+    def set_value(request):
+        request.session["n"] = 1
+        return "ok"
+
+    with TestClient(app) as client:
+        assert "stale" not in store._data               # purged when the server started
+        store.save("stale-again", {"n": 2}, max_age=-1)
+        assert client.get("/set").status == 200
+    assert "stale-again" not in store._data             # purged when a session was saved
+    assert len(store._data) == 1                        # the new, live session remains
