@@ -657,7 +657,9 @@ class _Bucket:
         if found is None:
             return None
         pattern, groups = self._slots[found.lastgroup]
-        return pattern, [found.group(name) for name in groups]
+        if len(groups) == 1:
+            return pattern, (found.group(groups[0]),)
+        return pattern, found.group(*groups) if groups else ()
 
     def match_all(self, path):
         """Every matching pattern in order (slow path, used for 405s and method fallbacks)."""
@@ -866,16 +868,21 @@ class Router:
             params[name] = value
         return params
 
-    def _dynamic_matches(self, path, first_only):
-        first = path[1:].split("/", 1)[0]
-        buckets = [bucket for bucket in (self._buckets.get(first), self._wild_bucket) if bucket]
-        if first_only:
-            for bucket in buckets:
-                found = bucket.match(path)
-                if found is not None:
-                    return [found]
-            return []
-        return [found for bucket in buckets for found in bucket.match_all(path)]
+    def _buckets_for(self, path):
+        end = path.find("/", 1)
+        return self._buckets.get(path[1:end] if end > 0 else path[1:]), self._wild_bucket
+
+    def _first_match(self, path):
+        """``(pattern, raw values)`` of the first dynamic pattern matching ``path``, or None."""
+        bucket, wild = self._buckets_for(path)
+        found = bucket.match(path) if bucket is not None else None
+        if found is None and wild.patterns:
+            found = wild.match(path)
+        return found
+
+    def _all_matches(self, path):
+        return [found for bucket in self._buckets_for(path) if bucket is not None
+                for found in bucket.match_all(path)]
 
     def find(self, method, path):
         """Find the route for ``method`` and ``path``.
@@ -885,21 +892,29 @@ class Router:
         (``allowed`` lists the methods for 405 / OPTIONS).
         """
         pattern = self._static.get(path)
-        allowed = set()
-        if pattern is not None:
-            routes = pattern.routes
-            route = routes.get(method) or (method == "HEAD" and routes.get("GET")) or None
-            if route is not None:
-                return route, {}, None
-            allowed.update(_allowed_methods(routes))
-        matches = self._dynamic_matches(path, first_only=True)
-        if matches:
-            pattern, values = matches[0]
+        if pattern is not None:            # the usual outcomes first
             route = pattern.routes.get(method) or (method == "HEAD" and pattern.routes.get("GET"))
             if route:
-                return route, self._convert(pattern, values), None
-            # rare: look further for a pattern that has this method, else gather Allow
-            for pattern, values in self._dynamic_matches(path, first_only=False):
+                return route, {}, None
+        else:
+            found = self._first_match(path)
+            if found is not None:
+                pattern, values = found
+                route = (pattern.routes.get(method)
+                         or (method == "HEAD" and pattern.routes.get("GET")))
+                if route:
+                    return route, self._convert(pattern, values), None
+        return self._find_slowly(method, path)
+
+    def _find_slowly(self, method, path):
+        """``find`` when the first match lacks the method: later patterns, else the Allow
+        list of every pattern that matches (405), else nothing (404)."""
+        allowed = set()
+        pattern = self._static.get(path)
+        if pattern is not None:
+            allowed.update(_allowed_methods(pattern.routes))
+        if self._first_match(path) is not None:
+            for pattern, values in self._all_matches(path):
                 route = (pattern.routes.get(method)
                          or (method == "HEAD" and pattern.routes.get("GET")))
                 if route:
@@ -2834,6 +2849,11 @@ def _log_pool_stream_error(future):
 # ---- HTTP/1.1 protocol ----------------------------------------------------------------------
 
 _REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# A subset of _REQUEST_LINE_RE (then split_target's plain case): origin-form, no "%" or "#"
+# in the path, no "#" in the query, HTTP/1.1 or 1.0; groups: method, path, query, minor.
+_SIMPLE_REQUEST_LINE_RE = re.compile(
+    rb"(" + _TOKEN + rb") (/[\x21-\x22\x24\x26-\x3e\x40-\x7e]*)(?:\?([\x21-\x22\x24-\x7e]*))?"
+    rb" HTTP/1\.([01])(?=\r\n|\Z)")
 _REQUEST_LINE_ANY_VERSION_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) [\x21-\x7e]+")
 _DIGITS_RE = re.compile(rb"[0-9]{1,18}")
 _HOST_RE = re.compile(
@@ -2933,16 +2953,34 @@ def parse_request_line(request_line, max_request_line):
     return method, target, major, minor
 
 
+_HEAD_CACHE_SIZE = 256          # distinct header sections remembered per app
+_HEAD_CACHE_MAX_BLOCK = 4096    # bytes: larger sections are parsed every time
+
+
 def parse_request_head(head, max_request_line, max_header_count, parse_lines=None,
-                       max_header_bytes=None):
+                       max_header_bytes=None, cache=None):
     """Parse and validate a request head (bytes before the blank line); raise ProtocolError.
 
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
+    ``cache`` (a dict) remembers what accepted header sections parsed to: a client sends the
+    same section again and again on a connection, and parsing is a function of its bytes
+    (and of the HTTP version, which is part of the key). Refused sections are not kept.
     """
     # The request-line regex and the header parsers admit no control byte and no lone CR
     # or LF, so no separate scan of the head is needed.
     request_line, _, block = head.partition(b"\r\n")
     method, target, major, minor = parse_request_line(request_line, max_request_line)
+    if cache is not None:
+        key = head[len(request_line) - 1:]     # the version digit, then the header section
+        fields = cache.get(key)
+        if fields is not None:
+            result = _Head()
+            result.method = method.decode("ascii")
+            result.raw_target = target
+            result.http_version = "1.1" if minor == b"1" else "1.0"
+            (result.header_pairs, result.content_length, result.chunked, result.keep_alive,
+             result.expect_continue, result.host) = fields
+            return result
     if max_header_bytes is not None and len(block) + 2 > max_header_bytes:
         raise ProtocolError(431, "header section too large")
     if block and block.count(b"\r\n") + 1 > max_header_count:
@@ -2958,8 +2996,13 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
         pairs = _parse_header_lines_pure(block)
         _check_framing(result, pairs)
         raise ProtocolError(400, "invalid header section") from None
-    result.header_pairs = pairs
+    result.header_pairs = pairs = tuple(pairs)
     _check_framing(result, pairs)
+    if cache is not None and len(block) <= _HEAD_CACHE_MAX_BLOCK:
+        if len(cache) >= _HEAD_CACHE_SIZE:
+            cache.clear()           # many distinct sections (an attack, or a busy server)
+        cache[key] = (pairs, result.content_length, result.chunked, result.keep_alive,
+                      result.expect_continue, result.host)
     return result
 
 
@@ -3135,6 +3178,18 @@ class HTTPProtocol(asyncio.Protocol):
     def data_received(self, data):
         if self._state == _DEAD or self._closed:
             return
+        if not self._buffer and self._state == _HEAD and not self._queue:
+            end = data.find(b"\r\n\r\n")
+            if end >= 0 and end == len(data) - 4:
+                # The usual packet: one whole head and nothing after it (what _parse does,
+                # minus its loop and buffer bookkeeping).
+                try:
+                    self._start_request(data[:end])
+                except ProtocolError as error:
+                    self._refuse(error)
+                    return
+                self._dispatch_next()
+                return
         if not self._buffer:
             self._buffer = data       # the usual case: parse the bytes as they came, no copy
         elif type(self._buffer) is bytes:
@@ -3306,24 +3361,43 @@ class HTTPProtocol(asyncio.Protocol):
     def _start_request(self, head_bytes):
         app = self.app
         server = self.server
-        head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
-                                  server.parse_header_lines, app.max_header_bytes)
-        raw_path, path, query, target_host = split_target(head.method, head.raw_target)
-        request = Request(head.method, raw_path, path.replace(_ENCODED_SLASH, "/")
-                          if _ENCODED_SLASH in path else path, query, head.http_version,
-                          head.header_pairs, b"", self.remote_addr, server.scheme,
-                          target_host, app)
+        # The common head: a plain origin-form target (no "%", no "#") and a header section
+        # already seen. The simple request-line regex accepts a subset of what the full
+        # parser accepts and yields the same values, so this only skips repeated work.
+        simple = _SIMPLE_REQUEST_LINE_RE.match(head_bytes)
+        fields = None
+        if simple is not None and simple.end() <= app.max_request_line:
+            fields = app._head_cache.get(head_bytes[simple.end() - 1:])
+        if fields is not None:
+            method, raw_path, query, minor = simple.groups()
+            method = method.decode("ascii")
+            path = raw_path = raw_path.decode("ascii")
+            query = query.decode("ascii") if query else ""
+            version = "1.1" if minor == b"1" else "1.0"
+            target_host = None
+            pairs, content_length, chunked, keep_alive, expect_continue, _ = fields
+        else:
+            head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
+                                      server.parse_header_lines, app.max_header_bytes,
+                                      app._head_cache)
+            method, version, pairs = head.method, head.http_version, head.header_pairs
+            content_length, chunked = head.content_length, head.chunked
+            keep_alive, expect_continue = head.keep_alive, head.expect_continue
+            raw_path, path, query, target_host = split_target(method, head.raw_target)
+        request = Request(method, raw_path, path.replace(_ENCODED_SLASH, "/")
+                          if _ENCODED_SLASH in path else path, query, version,
+                          pairs, b"", self.remote_addr, server.scheme, target_host, app)
         request._server = server
         if server.access_log:
             request.started = time.monotonic()
-        pending = _Pending(request, head.keep_alive and not server.shutting_down)
-        has_body = head.chunked or bool(head.content_length)
-        route, params, allowed = app.find(request.method, path)
+        pending = _Pending(request, keep_alive and not server.shutting_down)
+        has_body = chunked or bool(content_length)
+        route, params, allowed = app.find(method, path)
         request.route = route
         request.path_params = params
         if route is None:
             app._routing_error(request, allowed)       # 404, 405, OPTIONS or a redirect
-        elif head.content_length is not None and head.content_length > app.max_body_size:
+        elif content_length is not None and content_length > app.max_body_size:
             request._routing_outcome = HTTPError(
                 413, f"the body is larger than max_body_size ({app.max_body_size} bytes)")
         refused = request._routing_outcome is not None
@@ -3334,19 +3408,19 @@ class HTTPProtocol(asyncio.Protocol):
             self._queue.append(pending)
             self.deadline = None
             return
-        if head.expect_continue and not self._busy and not self._queue:
+        if expect_continue and not self._busy and not self._queue:
             self.transport.write(_CONTINUE)
         self._current = pending
         self._body_size = 0
         if route.stream_body:
             request._stream = _BodyStream(self._stream_drained)
             self._queue.append(pending)
-        if head.chunked:
+        if chunked:
             self._state = _CHUNK_SIZE
             self._trailer_bytes = self._trailer_count = 0
         else:
             self._state = _BODY_LENGTH
-            self._remaining = head.content_length
+            self._remaining = content_length
         self._set_deadline("body")
 
     def _body_chunk(self, data):
@@ -3464,7 +3538,8 @@ class HTTPProtocol(asyncio.Protocol):
             if self._reading_paused:
                 self._resume_reading()
             if not self._buffer:
-                self._set_deadline("idle")
+                self.deadline = time.monotonic() + self.app.keepalive_timeout
+                self.deadline_kind = "idle"
             elif self.deadline is None or self.deadline_kind == "idle":
                 self._set_deadline("header")   # a head has begun: its total deadline starts
 
@@ -3895,6 +3970,7 @@ class App(Router):
                 raise TypeError(f"unknown setting {name!r}; known settings: "
                                 f"{', '.join(sorted(_SETTINGS))}")
             setattr(self, name, value)
+        self._head_cache = {}      # parsed header sections; valid for these limits only
         # what requests carry (also into pool workers) to parse bodies
         self._parsing_limits = _ParsingLimits(
             self.max_query_params, self.max_form_parts, self.max_part_header_bytes,

@@ -98,6 +98,88 @@ def test_request_head_parser_only_raises_protocol_errors_and_accepts_clean_heads
     assert sum(name == "host" for name, _ in result.header_pairs) <= 1     # B10
 
 
+# The server's hot path takes two shortcuts (HTTPProtocol._start_request): accepted header
+# sections are remembered by their bytes, and a plain request line is read by a narrower
+# regex. Each must give exactly what the full parser gives.
+
+def parse_fully(head, cache):
+    try:
+        result = pixie_web.parse_request_head(head, 8190, 100, pixie_web._parse_header_lines_pure,
+                                              16384, cache)
+    except pixie_web.ProtocolError as error:
+        return ("refused", error.status, error.message)
+    return ("accepted", result.method, result.raw_target, result.http_version,
+            tuple(result.header_pairs), result.content_length, result.chunked,
+            result.keep_alive, result.expect_continue, result.host)
+
+
+@FAST
+@given(st.one_of(request_heads(), st.binary(max_size=300)))
+def test_a_remembered_header_section_parses_exactly_as_a_fresh_one(head):
+    cache = {}
+    fresh = parse_fully(head, None)
+    assert parse_fully(head, cache) == fresh                  # first time: parsed, remembered
+    assert parse_fully(head, cache) == fresh                  # second time: from the cache
+    if fresh[0] == "refused":
+        assert cache == {}                                    # refusals are never remembered
+    else:
+        assert len(cache) == 1
+
+
+request_lines = st.builds(
+    lambda method, target, version: f"{method} {target} {version}".encode("latin-1"),
+    st.sampled_from(["GET", "POST", "HEAD", "get", "M-SEARCH", "G\xe9T", "GET/"]),
+    st.one_of(st.text(st.sampled_from("/?#%2Fa=&;:.~!$'()*+,@[]{}|^`\"<> \t\x7f\xe9"), max_size=20),
+              st.just("http://a/b"), st.just("*")),
+    st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0", "HTTP/1.1 ", "http/1.1"]))
+
+
+@FAST
+@given(request_lines, st.sampled_from([b"", b"\r\nHost: a", b"\r\n\r\n", b"\n", b"x"]))
+@example(b"GET /a?b=%20c?d HTTP/1.1", b"\r\nHost: a")
+@example(b"GET /%41%2f HTTP/1.1", b"")        # decoded, and an encoded slash kept apart
+@example(b"GET /a#b HTTP/1.1", b"")           # a fragment: refused
+@example(b"GET /a?b#c HTTP/1.1", b"")
+def test_the_plain_request_line_shortcut_agrees_with_the_full_parser(line, rest):
+    head = line + rest
+    simple = pixie_web._SIMPLE_REQUEST_LINE_RE.match(head)
+    request_line = head.partition(b"\r\n")[0]
+    try:
+        method, target, _, minor = pixie_web.parse_request_line(request_line, 8190)
+        full = pixie_web.split_target(method.decode("ascii"), target)
+    except pixie_web.ProtocolError:
+        full = None
+    if simple is None:
+        return
+    # what the shortcut reads is a request line the full parser accepts, and reads alike
+    assert full is not None and simple.end() == len(request_line)
+    method_s, path_s, query_s, minor_s = simple.groups()
+    assert (method_s, minor_s) == (method, minor)
+    assert (path_s.decode(), path_s.decode(), (query_s or b"").decode(), None) == full
+
+
+def test_the_header_cache_is_bounded_and_skips_large_sections():
+    cache = {}
+    for number in range(3 * pixie_web._HEAD_CACHE_SIZE):
+        pixie_web.parse_request_head(b"GET / HTTP/1.1\r\nHost: a\r\nX-N: %d" % number,
+                                     8190, 100, None, 16384, cache)
+        assert len(cache) <= pixie_web._HEAD_CACHE_SIZE
+    cache.clear()
+    large = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * pixie_web._HEAD_CACHE_MAX_BLOCK
+    pixie_web.parse_request_head(large, 8190, 100, None, 16384, cache)
+    assert cache == {}
+
+
+def test_changed_limits_apply_to_header_sections_seen_before():
+    app = App()
+    app.route("/")(lambda request: "ok")
+    client = TestClient(app)
+    headers = {f"X-{number}": "1" for number in range(8)}
+    assert client.get("/", headers=headers).status == 200       # accepted, remembered
+    app.configure_limits(max_header_count=5)
+    assert client.get("/", headers=headers).status == 431
+
+
 # ---- the connection: HTTPProtocol over an in-memory transport ---------------------------------
 
 fuzz_app = App(max_body_size=4096)
@@ -194,6 +276,7 @@ def pipelines(draw):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pipelines(), st.lists(st.integers(0, 10_000), max_size=8))
+@example(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n", [3])
 @example(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/2.0\r\n Content-Length: 0\r\n \n"
          b"Content-Length: 0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", [69])
 def test_any_packet_split_gives_the_same_answers(data, cuts):
