@@ -593,6 +593,10 @@ def import_ms(module, env):
     code = f"import sys; sys.stderr.write('@@MARK@@\\n'); import {module}"
     full_env = dict(os.environ, **env)
     full_env.pop("PYTHONPATH", None)
+    # Bytecode caches as a user has them: with PYTHONDONTWRITEBYTECODE set (some CI images
+    # set it), a module outside site-packages would be compiled from source on every run
+    # while the installed peers load their .pyc files.
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     if not env.get("PIXIE_WEB_PURE"):
         full_env.pop("PIXIE_WEB_PURE", None)
     done = subprocess.run([PY, "-X", "importtime", "-c", code], cwd=REPO, env=full_env,
