@@ -35,27 +35,22 @@ Map of the sections below (each uses only what stands above it):
 """
 
 # ---- Imports and accelerators ---------------------------------------------------------------
-# Modules only some requests or commands need (argparse, email.utils, mimetypes,
-# multiprocessing, tempfile, sqlite3, decimal, unicodedata) are imported where they are used,
-# which keeps `import pixie_web` light.
+# Modules only some requests or commands need (argparse, email.utils, hashlib, hmac,
+# mimetypes, multiprocessing, pickle, secrets, tempfile, sqlite3, decimal, unicodedata) are
+# imported where they are used, which keeps `import pixie_web` light.
 
 import asyncio
 import base64
 import concurrent.futures
 import contextvars
 import functools
-import hashlib
-import hmac
-import html
 import importlib
 import inspect
 import io
 import json
 import logging
 import os
-import pickle
 import re
-import secrets
 import signal
 import socket
 import stat
@@ -233,6 +228,8 @@ _INVALID = object()   # what _verify_signed_cookie returns for a bad cookie
 
 
 def _sign(secret, message):
+    import hashlib
+    import hmac
     key = secret.encode() if isinstance(secret, str) else secret
     return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=")
 
@@ -252,6 +249,7 @@ def _verify_signed_cookie(name, cookie, secret):
     if version != "v1" or not payload or not signature:
         return _INVALID
     expected = _sign(secret, name.encode() + b"|" + payload.encode())
+    import hmac
     if not hmac.compare_digest(expected, signature.encode()):
         return _INVALID
     try:
@@ -2003,7 +2001,9 @@ def _html_escape(value):
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    return html.escape(str(value), quote=True)
+    # what html.escape(value, quote=True) does, without importing html and html.entities
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
 
 
 def _raw_text(value):
@@ -2275,6 +2275,7 @@ class Session(dict):
         With the default CookieStore there is no id: the signed cookie is simply re-issued.
         """
         if self.id is not None:
+            import secrets
             self.replaced_id = self.replaced_id or self.id
             self.id = secrets.token_urlsafe(32)
         self.modified = True
@@ -2342,6 +2343,7 @@ class FileStore:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
 
     def _path(self, session_id):
+        import hashlib
         digest = hashlib.sha256(session_id.encode()).hexdigest()
         return os.path.join(self.directory, digest + ".json")
 
@@ -2489,6 +2491,7 @@ class Sessions:
                 self.store.delete(session.replaced_id)
                 session.replaced_id = None
             if session.id is None:
+                import secrets
                 session.id = secrets.token_urlsafe(32)
             self.store.save(session.id, dict(session), self.max_age)
             if time.monotonic() >= self._next_purge:
@@ -2554,6 +2557,7 @@ def _stream_to_server(address, stream_id, response):
     family = socket.AF_UNIX
     body = response.body
     iterator = _iter_file(body) if _is_binary_file(body) else iter(body)
+    import pickle
     try:
         with socket.socket(family, socket.SOCK_STREAM) as channel:
             channel.connect(address)
@@ -2614,6 +2618,7 @@ class _PoolStreamChannel:
         self._next_id = 0
 
     async def start(self):
+        import secrets
         if sys.platform.startswith("linux"):
             self.address = "\0pixie-web-" + secrets.token_hex(16)   # abstract: nothing on disk
         else:
@@ -2635,6 +2640,7 @@ class _PoolStreamChannel:
             future.cancel()
 
     async def _accept(self, reader, writer):
+        import pickle
         try:
             (size,) = struct.unpack(_FRAME, await reader.readexactly(4))
             stream_id, status, header_items = pickle.loads(await reader.readexactly(size))
@@ -2827,6 +2833,7 @@ class _ProcessPool:
                     "does not name this handler, so worker processes cannot import it: define "
                     "pool handlers as plain module-level functions (another decorator may have "
                     "replaced it)")
+            import pickle
             try:
                 pickle.dumps(handler)
             except Exception as error:
@@ -4475,6 +4482,7 @@ def _parse_response_bytes(raw, method="GET"):
 
 
 def _encode_multipart(fields, files):
+    import secrets
     boundary = "pixie-web-" + secrets.token_hex(16)
     parts = []
     for name, value in fields:

@@ -71,6 +71,15 @@ def test_expressions_are_html_escaped():
     assert not any(char in inner for char in "<>\"'")
 
 
+@pytest.mark.parametrize("value", [
+    "&amp; already escaped", "'single' \"double\"", "<a href='x'>&lt;</a>", "caf\u00e9 \u2603 &",
+    "&&<<>>''\"\"", "", "plain text", b"<bytes & 'quotes'>", 42, 3.5])
+def test_escaping_is_exactly_html_escape_with_quotes(value):
+    # pixie_web escapes without importing html; the output must stay byte-for-byte the same
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    assert template("{{value}}", value=value) == html.escape(text, quote=True)
+
+
 def test_raw_expressions_are_not_escaped():
     assert template("{{!value}}", value="<b>bold</b> & co") == "<b>bold</b> & co"
 
