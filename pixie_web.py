@@ -244,12 +244,12 @@ def _make_signed_cookie(name, value, secret, max_age=None):
 
 def _verify_signed_cookie(name, cookie, secret):
     """The value inside a signed cookie, or ``_INVALID`` when tampered, foreign or expired."""
+    import hmac
     version, _, rest = cookie.partition(".")
     payload, _, signature = rest.partition(".")
     if version != "v1" or not payload or not signature:
         return _INVALID
     expected = _sign(secret, name.encode() + b"|" + payload.encode())
-    import hmac
     if not hmac.compare_digest(expected, signature.encode()):
         return _INVALID
     try:
@@ -655,9 +655,7 @@ class _Bucket:
         if found is None:
             return None
         pattern, groups = self._slots[found.lastgroup]
-        if len(groups) == 1:
-            return pattern, (found.group(groups[0]),)
-        return pattern, found.group(*groups) if groups else ()
+        return pattern, tuple(map(found.group, groups))
 
     def match_all(self, path):
         """Every matching pattern in order (slow path, used for 405s and method fallbacks)."""
@@ -2977,14 +2975,14 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     # or LF, so no separate scan of the head is needed.
     request_line, _, block = head.partition(b"\r\n")
     method, target, major, minor = parse_request_line(request_line, max_request_line)
+    result = _Head()
+    result.method = method.decode("ascii")
+    result.raw_target = target
+    result.http_version = "1.1" if minor == b"1" else "1.0"
     if cache is not None:
         key = head[len(request_line) - 1:]     # the version digit, then the header section
         fields = cache.get(key)
         if fields is not None:
-            result = _Head()
-            result.method = method.decode("ascii")
-            result.raw_target = target
-            result.http_version = "1.1" if minor == b"1" else "1.0"
             (result.header_pairs, result.content_length, result.chunked, result.keep_alive,
              result.expect_continue, result.host) = fields
             return result
@@ -2992,10 +2990,6 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
         raise ProtocolError(431, "header section too large")
     if block and block.count(b"\r\n") + 1 > max_header_count:
         raise ProtocolError(431, "too many header fields")
-    result = _Head()
-    result.method = method.decode("ascii")
-    result.raw_target = target
-    result.http_version = "1.1" if minor == b"1" else "1.0"
     try:
         pairs = (parse_lines or _parse_header_lines)(block)
     except _RefusedByLLHTTP:
@@ -3545,8 +3539,7 @@ class HTTPProtocol(asyncio.Protocol):
             if self._reading_paused:
                 self._resume_reading()
             if not self._buffer:
-                self.deadline = time.monotonic() + self.app.keepalive_timeout
-                self.deadline_kind = "idle"
+                self._set_deadline("idle")
             elif self.deadline is None or self.deadline_kind == "idle":
                 self._set_deadline("header")   # a head has begun: its total deadline starts
 
