@@ -2612,7 +2612,8 @@ class _PoolStreamChannel:
     def __init__(self):
         self.address = None
         self._server = None
-        self._waiting = {}          # stream id -> (stream future, the call's waiter)
+        self._waiters = {}     # stream id -> a future woken with "stream" when it opens
+        self._opened = {}      # stream id -> (reader, writer, status, header items)
         self._next_id = 0
 
     async def start(self):
@@ -2625,17 +2626,24 @@ class _PoolStreamChannel:
         self._server = await asyncio.start_unix_server(self._accept, self.address)
 
     def register(self, waiter):
-        """A stream id, and a future resolved with ``(reader, writer, status, headers)`` when
-        the worker connects (``waiter`` is then woken with "stream")."""
+        """A new stream id; ``waiter`` is woken with "stream" if a worker opens that stream."""
         self._next_id += 1
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[self._next_id] = (future, waiter)
-        return self._next_id, future
+        self._waiters[self._next_id] = waiter
+        return self._next_id
+
+    async def opened(self, stream_id):
+        """``(reader, writer, status, header items)`` of a stream a worker has opened."""
+        if stream_id not in self._opened:    # the call's result came in before the stream
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters[stream_id] = waiter
+            await waiter
+        return self._opened.pop(stream_id)
 
     def forget(self, stream_id):
-        future, _ = self._waiting.pop(stream_id, (None, None))
-        if future is not None and not future.done():
-            future.cancel()
+        self._waiters.pop(stream_id, None)
+        stream = self._opened.pop(stream_id, None)
+        if stream is not None:
+            stream[1].close()
 
     async def _accept(self, reader, writer):
         import pickle
@@ -2645,11 +2653,11 @@ class _PoolStreamChannel:
         except (asyncio.IncompleteReadError, pickle.UnpicklingError, ValueError, OSError):
             writer.close()
             return
-        future, waiter = self._waiting.pop(stream_id, (None, None))
-        if future is None or future.done():
+        waiter = self._waiters.get(stream_id)
+        if waiter is None or stream_id in self._opened:
             writer.close()
             return
-        future.set_result((reader, writer, status, header_items))
+        self._opened[stream_id] = (reader, writer, status, header_items)
         if not waiter.done():
             waiter.set_result("stream")
 
@@ -2677,148 +2685,269 @@ class _PoolTimeout(Exception):
     pass
 
 
-class _ProcessPool:
-    """The worker processes of ``RouteType.pool`` routes.
+class _WorkerStopped(Exception):
+    """The worker process running a call died (crash, ``os._exit``, killed)."""
 
-    A handler that times out gets its executor retired: new requests go to a fresh pool
-    and the old one's processes are killed once its other requests have finished, so a
-    hung handler never clogs the pool. A pool broken by a dead worker is rebuilt.
+
+class _RemoteTraceback(Exception):
+    """Carries a pool worker's traceback text as the ``__cause__`` of the error it raised."""
+
+    def __str__(self):
+        return self.args[0]
+
+
+def _pool_reply(function, arguments):
+    """Run one call in a worker; the pickled ``(True, result)`` or ``(False, error, text)``."""
+    import pickle
+    try:
+        return pickle.dumps((True, function(*arguments)), pickle.HIGHEST_PROTOCOL)
+    except Exception as error:
+        text = "".join(traceback.format_exception(error))
+        try:
+            return pickle.dumps((False, error, text), pickle.HIGHEST_PROTOCOL)
+        except Exception:     # an error that cannot be pickled: send its text instead
+            return pickle.dumps((False, RuntimeError(repr(error)), text), pickle.HIGHEST_PROTOCOL)
+
+
+def _pool_worker_main(connection, niceness, server_end=None):
+    """A worker process: read a pickled ``(function, arguments)``, reply, repeat until the
+    server closes its end of the pipe (``server_end``: that end's descriptor, inherited
+    under the fork start method, closed here so the worker sees the server go)."""
+    if server_end is not None:
+        os.close(server_end)
+    _pool_initializer(niceness)
+    import pickle
+    while True:
+        try:
+            message = connection.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            function, arguments = pickle.loads(message)
+        except Exception as error:
+            reply = _pool_reply(_raise, (error,))
+        else:
+            reply = _pool_reply(function, arguments)
+        del message
+        try:
+            connection.send_bytes(reply)
+        except OSError:
+            return
+
+
+def _raise(error):
+    raise error
+
+
+_LENGTH = struct.Struct("!i")     # multiprocessing.Connection's framing: a signed length ...
+_LONG_LENGTH = struct.Struct("!Q")   # ... or -1 and an unsigned 64-bit one
+
+
+def _framed(message):
+    size = len(message)
+    if size > 0x7fffffff:
+        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(size) + message
+    return _LENGTH.pack(size) + message
+
+
+class _PoolCall:
+    """One call on its way to, or running in, a worker."""
+
+    __slots__ = ("message", "waiter", "reply")
+
+    def __init__(self, function, arguments, waiter):
+        import pickle
+        self.message = pickle.dumps((function, arguments), pickle.HIGHEST_PROTOCOL)
+        self.waiter = waiter    # woken with "result" (then .reply is set) or "stream"
+        self.reply = None
+
+
+class _PoolWorker(asyncio.Protocol):
+    """The server's end of one worker process's pipe. A worker runs one call at a time."""
+
+    def __init__(self, pool, process):
+        self.pool = pool
+        self.process = process
+        self.transport = None
+        self.call = None
+        self._buffer = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def run(self, call):
+        self.call = call
+        self.transport.write(_framed(call.message))
+        call.message = None
+
+    def data_received(self, data):
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= 4:
+            (size,) = _LENGTH.unpack_from(buffer)
+            start = 4
+            if size == -1:
+                if len(buffer) < 12:
+                    return
+                (size,) = _LONG_LENGTH.unpack_from(buffer, 4)
+                start = 12
+            if len(buffer) < start + size:
+                return
+            reply = bytes(buffer[start:start + size])
+            del buffer[:start + size]
+            call, self.call = self.call, None
+            self.pool._replied(self, call, reply)
+
+    def connection_lost(self, exc):
+        self.pool._lost(self)
+
+
+class _ProcessPool:
+    """The worker processes of ``RouteType.pool`` routes, each reached over its own pipe.
+
+    Calls go straight from the event loop to an idle worker and come back the same way
+    (no executor threads in between); calls wait in a queue while every worker is busy.
+    A worker whose call times out is killed and replaced, so a hung handler never clogs
+    the pool; a worker that dies fails only its own call and is replaced too.
     """
 
-    def __init__(self, workers, start_method=None, executor=None, niceness=0):
+    def __init__(self, workers, start_method=None, niceness=0):
         self.workers = workers
         self.niceness = niceness
         self.start_method = start_method
-        self.external = executor
-        self._executor = None
-        self._pending = {}          # executor -> set of futures neither done nor timed out
-        self._retired = set()
         self.channel = None
+        self._context = None
+        self._idle = []
+        self._queue = deque()
+        self._all = set()
+        self._starting = set()
+        self._closing = False
 
-    def _new_executor(self):
+    async def start(self):
+        """Start the workers now (not at the first request) and open the stream channel."""
         import multiprocessing
         method = self.start_method
         if method is None:
             methods = multiprocessing.get_all_start_methods()
             method = "forkserver" if "forkserver" in methods else "spawn"
-        context = multiprocessing.get_context(method)
-        executor = concurrent.futures.ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_pool_initializer,
-            initargs=(self.niceness,))
-        self._pending[executor] = set()
-        return executor
-
-    async def start(self):
-        """Start the workers now (not at the first request) and open the stream channel."""
-        if self.external is None:
-            self.channel = _PoolStreamChannel()
-            await self.channel.start()
-            self._executor = self._new_executor()
-            warmups = [asyncio.wrap_future(self._executor.submit(_pool_warmup))
-                       for _ in range(self.workers)]
-            await asyncio.gather(*warmups)
-
-    def _current(self):
-        if self._executor is None:
-            self._executor = self._new_executor()
-        return self._executor
-
-    def _submit(self, waiter, func, *args):
-        """Submit a call; when it finishes, ``waiter`` is woken with "result" (one wake-up of
-        the loop per call: done callbacks run in the executor's thread)."""
+        self._context = multiprocessing.get_context(method)
+        self.channel = _PoolStreamChannel()
+        await self.channel.start()
+        await asyncio.gather(*(self._start_worker() for _ in range(self.workers)))
         loop = asyncio.get_running_loop()
-        executor = future = None
-        for _ in range(2):
-            if self.external is not None:
-                future = self.external.submit(func, *args)
-                break
-            executor = self._current()
-            try:
-                future = executor.submit(func, *args)
-            except concurrent.futures.process.BrokenProcessPool:
-                self._replace(executor)
-                continue
-            self._pending[executor].add(future)
-            break
+        await asyncio.gather(*(self._run(_PoolCall(_pool_warmup, (), loop.create_future()))
+                               for _ in range(self.workers)))
+
+    async def _start_worker(self):
+        """Start one worker process and connect its pipe to the loop."""
+        ours, theirs = socket.socketpair()
+        import multiprocessing.connection
+        their_end = multiprocessing.connection.Connection(theirs.detach())
+        inherited = ours.fileno() if self._context.get_start_method() == "fork" else None
+        process = self._context.Process(target=_pool_worker_main, daemon=True,
+                                        args=(their_end, self.niceness, inherited),
+                                        name="pixie-web-pool")
+        try:
+            process.start()
+        finally:
+            their_end.close()
+        loop = asyncio.get_running_loop()
+        _, worker = await loop.create_connection(lambda: _PoolWorker(self, process), sock=ours)
+        self._all.add(worker)
+        if self._closing:
+            worker.transport.close()
         else:
-            raise concurrent.futures.process.BrokenProcessPool("the process pool keeps breaking")
-        future.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._finished, executor, done, waiter))
-        return executor, future
+            self._ready(worker)
 
-    def _finished(self, executor, future, waiter):
-        if executor is not None:
-            self._settle(executor, future)
-        if not waiter.done():
-            waiter.set_result("result")
+    def _replace(self):
+        task = asyncio.get_running_loop().create_task(self._start_worker())
+        self._starting.add(task)
+        task.add_done_callback(self._started)
 
-    def _settle(self, executor, future):
-        pending = self._pending.get(executor)
-        if pending is not None:
-            pending.discard(future)
-            if executor in self._retired and not pending:
-                self._kill(executor)
+    def _started(self, task):
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not start a pool worker", exc_info=task.exception())
 
-    def _replace(self, executor):
-        if executor is self._executor:
-            self._executor = None
-        if executor not in self._retired:
-            self._retired.add(executor)
-            if not self._pending.get(executor):
-                self._kill(executor)
+    def _ready(self, worker):
+        """Give an idle worker the next waiting call, or let it wait for one."""
+        queue = self._queue
+        while queue:
+            call = queue.popleft()
+            if not call.waiter.done():     # its request timed out or went away meanwhile
+                worker.run(call)
+                return
+        self._idle.append(worker)
 
-    def _kill(self, executor):
-        self._retired.discard(executor)
-        self._pending.pop(executor, None)
-        processes = list((getattr(executor, "_processes", None) or {}).values())
-        for process in processes:
-            try:
-                process.kill()
-            except (OSError, AttributeError, ValueError):
-                pass
-        executor.shutdown(wait=False, cancel_futures=True)
+    def _replied(self, worker, call, reply):
+        if call is not None:
+            if not call.waiter.done():
+                call.reply = reply
+                call.waiter.set_result("result")
+            else:
+                _log_late_error(reply)   # a stream's end, or the end of an abandoned call
+        self._ready(worker)
+
+    def _lost(self, worker):
+        """A worker's pipe closed: it died, or it was killed, or the pool is closing."""
+        self._all.discard(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        call, worker.call = worker.call, None
+        if call is not None and not call.waiter.done():
+            call.waiter.set_exception(_WorkerStopped())
+        if not self._closing:
+            _stop_process(worker.process)
+            self._replace()
+
+    async def _run(self, call, timeout=None):
+        """Run a call in a worker; its unpickled result (a worker's exception is raised here),
+        or _STREAMED once the worker has started streaming a body back."""
+        import pickle
+        if self._idle:
+            self._idle.pop().run(call)
+        else:
+            self._queue.append(call)
+        try:
+            async with asyncio.timeout(timeout):
+                if await call.waiter == "stream":
+                    return _STREAMED         # the worker is still sending it
+        except TimeoutError:
+            self._abandon(call)
+            raise _PoolTimeout() from None
+        finally:
+            if not call.waiter.done():   # cancelled: a queued call is skipped by _ready
+                call.waiter.cancel()
+        reply = pickle.loads(call.reply)
+        if reply[0]:
+            return reply[1]
+        error = reply[1]
+        error.__cause__ = _RemoteTraceback(reply[2])
+        raise error
+
+    def _abandon(self, call):
+        """A call timed out: if a worker is running it, kill that worker (it is replaced)."""
+        for worker in self._all:
+            if worker.call is call:
+                worker.call = None
+                worker.transport.close()     # then _lost kills the process
+                return
 
     async def call(self, handler, request, path_params, timeout):
         """Run ``handler`` in a worker; return a Response (streams come back chunk by chunk)."""
+        channel = self.channel
         waiter = asyncio.get_running_loop().create_future()
-        stream_id = stream_ready = None
-        if self.channel is not None:
-            stream_id, stream_ready = self.channel.register(waiter)
+        stream_id = channel.register(waiter)
         try:
-            executor, future = self._submit(
-                waiter, _pool_call, handler, request._snapshot(), path_params,
-                self.channel.address if self.channel else None, stream_id)
-            try:
-                async with asyncio.timeout(timeout):
-                    outcome = await waiter      # "result", or "stream" once chunks flow
-            except TimeoutError:
-                self._timed_out(executor, future)
-                raise _PoolTimeout() from None
-            if outcome == "result":
-                try:
-                    result = future.result()
-                except concurrent.futures.process.BrokenProcessPool:
-                    if executor is not None:
-                        self._replace(executor)
-                    raise
-                if result != _STREAMED:
-                    return result
-                # the whole stream ended before its start was noticed: read it all the same
-            else:
-                future.add_done_callback(_log_pool_stream_error)
-            reader, writer, status, header_items = await stream_ready
+            arguments = (handler, request._snapshot(), path_params, channel.address, stream_id)
+            result = await self._run(_PoolCall(_pool_call, arguments, waiter), timeout)
+            if result != _STREAMED:
+                return result
+            reader, writer, status, header_items = await channel.opened(stream_id)
             return StreamResponse(_read_pool_stream(reader, writer), status,
                                   headers=header_items, content_type=None)
         finally:
-            if stream_id is not None:
-                self.channel.forget(stream_id)
-
-    def _timed_out(self, executor, future):
-        future.cancel()
-        if executor is None:
-            return
-        self._pending.get(executor, set()).discard(future)
-        self._replace(executor)
+            channel.forget(stream_id)
 
     def check_handlers(self, routes):
         """Refuse, at start-up, pool handlers that a worker could not import by name."""
@@ -2839,16 +2968,69 @@ class _ProcessPool:
                                 f"for the worker processes: {error}") from None
 
     async def close(self):
+        self._closing = True
+        for task in list(self._starting):
+            task.cancel()
         if self.channel is not None:
             await self.channel.close()
-        for executor in list(self._pending):
-            self._kill(executor)
-        self._executor = None
+        for worker in list(self._all):
+            _stop_process(worker.process)
+            worker.transport.close()
+        for worker in list(self._all):
+            worker.process.join(1)
 
 
-def _log_pool_stream_error(future):
-    if not future.cancelled() and future.exception() is not None:
-        log.error("a pool stream ended with an error", exc_info=future.exception())
+def _stop_process(process):
+    """Kill a worker process and reap it once it has gone (without blocking the loop)."""
+    if process.exitcode is None:
+        try:
+            process.kill()
+        except (OSError, AttributeError, ValueError):
+            return
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(process.sentinel, _reap, loop, process)
+    except (RuntimeError, NotImplementedError, ValueError, OSError):
+        pass   # no loop, or a loop that cannot watch it: multiprocessing reaps it later
+
+
+def _reap(loop, process, tries=100):
+    loop.remove_reader(process.sentinel)
+    if process.exitcode is None and tries:    # its pipe closed a moment before it ended
+        loop.call_later(0.02, _reap, loop, process, tries - 1)
+
+
+def _log_late_error(reply):
+    import pickle
+    outcome = pickle.loads(reply)
+    if not outcome[0]:
+        log.error("a pool call ended with an error after its response had started or been "
+                  "given up:\n%s", outcome[2])
+
+
+class _ExecutorPool:
+    """Pool routes on an executor the application supplies (``run(executor=…)``): any
+    ``concurrent.futures.Executor``. Streamed bodies are collected in the worker."""
+
+    workers = None
+
+    def __init__(self, executor):
+        self.executor = executor
+
+    async def call(self, handler, request, path_params, timeout):
+        future = self.executor.submit(_pool_call, handler, request._snapshot(), path_params,
+                                      None, None)
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            future.cancel()
+            raise _PoolTimeout() from None
+        except concurrent.futures.BrokenExecutor:
+            raise _WorkerStopped() from None
+
+    async def close(self):
+        pass   # the application owns its executor
 
 
 # ---- HTTP/1.1 protocol ----------------------------------------------------------------------
@@ -3876,7 +4058,7 @@ class _Server:
         pool_routes = [route for route in app.routes() if route.route_type is RouteType.pool]
         if pool_routes:
             if executor is not None:
-                self.pool = _ProcessPool(None, executor=executor)
+                self.pool = _ExecutorPool(executor)
             elif workers == 0:
                 log.warning("workers=0: pool routes run in the thread pool instead")
             elif _in_daemonic_process():
@@ -4222,7 +4404,7 @@ class App(Router):
                 return await server.pool.call(handler, request, params, timeout)
             except _PoolTimeout:
                 raise HTTPError(503, "the handler took too long") from None
-            except concurrent.futures.process.BrokenProcessPool:
+            except _WorkerStopped:
                 raise HTTPError(503, "a worker process stopped; please retry") from None
         call = functools.partial(handler, request, **params)
         try:

@@ -225,7 +225,7 @@ def test_sync_and_thread_routes_run_in_the_main_process(wire, path):
     assert info["pid"] == wire.pid
 
 
-@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver", "fork"])
 def test_pool_works_with_start_method(start_server, start_method):
     server = start_server(workers=2, start_method=start_method)
     info = get_json(server, "/pool/info")
@@ -236,8 +236,10 @@ def test_pool_works_with_start_method(start_server, start_method):
     # (multiprocessing.spawn on its command line); forkserver workers are forked by the fork server.
     if start_method == "spawn":
         assert "multiprocessing.spawn" in _cmdline(info["pid"])
-    else:
+    elif start_method == "forkserver":
         assert "multiprocessing.forkserver" in _cmdline(_proc_stat(info["pid"])[1])
+    else:   # fork: a copy of the server itself
+        assert _proc_stat(info["pid"])[1] == server.pid
     assert get_json(server, "/sync/info")["is_main"] is True
     with concurrent.futures.ThreadPoolExecutor(4) as executor:
         results = list(executor.map(lambda n: get_json(server, f"/pool/square/{n}"), range(10, 18)))
@@ -404,6 +406,17 @@ def test_pool_handler_return_value(call, kind, status, content_type, body, heade
         assert value in (result.headers.get(name) or ""), (name, result.headers.get(name))
 
 
+def test_pool_handler_exception_in_debug_mode_shows_the_workers_traceback():
+    app = App(debug=True)
+    app.route("/pool/ret/<kind>", RouteType.pool)(pool_app.pool_returns)
+    with TestClient(app) as client:
+        result = client.get("/pool/ret/exception")
+    assert result.status == 500
+    # The frame of the handler as it ran in the worker, with its source line.
+    assert 'in pool_returns' in result.text
+    assert 'raise RuntimeError("secret-internal-detail")' in result.text
+
+
 def test_pool_handler_exception_gives_generic_500(call):
     result = call("GET", "/pool/ret/exception")
     assert result.status == 500
@@ -533,6 +546,49 @@ def test_hung_pool_worker_process_is_recycled(start_server, tmp_path):
     assert get_json(server, "/pool/square/3")["square"] == 9
 
 
+def test_timed_out_call_recycles_only_its_own_worker(start_server, tmp_path):
+    server = start_server(workers=2)
+    warm_pool(server)
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        sleeper = executor.submit(requests.get, server.url + "/pool/sleep?s=1.5",
+                                  timeout=REQUEST_TIMEOUT)
+        time.sleep(0.2)     # the sleeper holds one worker; the hung call takes the other
+        hung = requests.get(server.url + "/pool/hang", params={"dir": str(tmp_path)},
+                            timeout=REQUEST_TIMEOUT)
+        slept = sleeper.result()
+    assert hung.status_code == 503
+    assert slept.status_code == 200
+    sleeper_pid = slept.json()["pid"]
+    (hung_file,) = tmp_path.glob("hang-*")
+    hung_pid = int(hung_file.read_text())
+    assert hung_pid != sleeper_pid
+    # Two workers serve again: the sleeper's, which was not recycled with the hung one,
+    # and a new one in place of the hung worker.
+    with concurrent.futures.ThreadPoolExecutor(2) as executor:
+        pids = {result["pid"] for result in executor.map(
+            lambda _: get_json(server, "/pool/sleep?s=0.3"), range(4))}
+    assert sleeper_pid in pids and len(pids) == 2 and hung_pid not in pids
+    wait_for(lambda: hung_pid not in descendants_of(server.pid), 10,
+             f"hung worker {hung_pid} still running 10 s after its call timed out")
+
+
+def test_call_that_times_out_while_queued_kills_no_worker(start_server):
+    server = start_server(workers=1)
+    warm_pool(server)
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        sleeper = executor.submit(requests.get, server.url + "/pool/sleep?s=1.5",
+                                  timeout=REQUEST_TIMEOUT)
+        time.sleep(0.2)
+        started = time.monotonic()
+        queued = requests.get(server.url + "/pool/hang", timeout=REQUEST_TIMEOUT)
+        waited = time.monotonic() - started
+        slept = sleeper.result()
+    assert queued.status_code == 503 and waited < 1.2, (queued.status_code, waited)
+    assert slept.status_code == 200
+    # The one worker finished the sleeper, never ran the abandoned call, and still serves.
+    assert get_json(server, "/pool/sleep?s=0")["pid"] == slept.json()["pid"]
+
+
 # ---- crash recovery ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
@@ -583,6 +639,22 @@ def test_pool_workers_stop_with_the_server(start_server):
     left = _survivors(family)
     _kill_family(family)
     assert left == {}, f"processes left running after the server stopped: {sorted(left)}"
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
+def test_pool_workers_exit_when_the_server_is_killed(start_server, start_method):
+    server = start_server(workers=2, start_method=start_method)
+    worker_pids = {result["pid"] for result in warm_pool(server)}
+    family = descendants_of(server.pid)
+    assert worker_pids and worker_pids <= set(family)
+    os.kill(server.pid, signal.SIGKILL)      # no shutdown code runs: the workers see their pipe close
+    server.process.wait(timeout=15)
+    deadline = time.monotonic() + 10
+    while _survivors(family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _survivors(family)
+    _kill_family(family)
+    assert left == {}, f"processes left running after the server was killed: {sorted(left)}"
 
 
 def test_pool_handler_that_workers_cannot_import_fails_at_start_up(start_server):

@@ -5,11 +5,10 @@
 /cpu_sync/<n>          the same work on the event loop      (RouteType.sync)
 /trivial_pool          returns "ok" from a worker process   (RouteType.pool)
 /trivial_sync          returns "ok" on the event loop
-/_bench/bytes          bytes this process wrote to / read from multiprocessing pipes
-                       (the pool's call and result queues); /_bench/bytes/reset zeroes them
+/_bench/bytes          bytes this process sent to / received from the pool's worker pipes;
+                       /_bench/bytes/reset zeroes them
 /_bench/snapshot       the pickled size of the request snapshot pixie_web ships to a worker
 """
-import multiprocessing.connection
 import os
 import pickle
 import sys
@@ -29,31 +28,25 @@ _lock = threading.Lock()
 
 
 def _count_pipes():
-    """Count payload bytes on multiprocessing Connections in the server process only: the
-    pool's call queue (to the workers) and result queue (back). Every send and receive of a
-    Connection goes through _send_bytes / _recv_bytes (the 4-byte length prefix is not
-    counted; empty wake-up messages neither)."""
-    connection = multiprocessing.connection.Connection
-    send_bytes, recv_bytes = connection._send_bytes, connection._recv_bytes
+    """Count payload bytes on the pool's pipes, in the server process only: each call's
+    pickled message to a worker and each pickled reply (4-byte length prefixes not counted).
+    Hooks pixie_web's private _PoolWorker.run and _ProcessPool._replied, so it follows them."""
+    import pixie_web
+    run, replied = pixie_web._PoolWorker.run, pixie_web._ProcessPool._replied
 
-    def counting_send(self, buf):
-        n = len(memoryview(buf))
-        if n:
-            with _lock:
-                COUNTS["sent"] += n
-                COUNTS["sends"] += 1
-        return send_bytes(self, buf)
+    def counting_run(self, call):
+        with _lock:
+            COUNTS["sent"] += len(call.message)
+            COUNTS["sends"] += 1
+        return run(self, call)
 
-    def counting_recv(self, maxsize=None):
-        data = recv_bytes(self, maxsize)
-        n = data.getbuffer().nbytes
-        if n:
-            with _lock:
-                COUNTS["received"] += n
-                COUNTS["receives"] += 1
-        return data
+    def counting_replied(self, worker, call, reply):
+        with _lock:
+            COUNTS["received"] += len(reply)
+            COUNTS["receives"] += 1
+        return replied(self, worker, call, reply)
 
-    connection._send_bytes, connection._recv_bytes = counting_send, counting_recv
+    pixie_web._PoolWorker.run, pixie_web._ProcessPool._replied = counting_run, counting_replied
 
 
 @app.route("/async")

@@ -257,6 +257,13 @@ def pool_hang(request):
     return "too late"
 
 
+@app.route("/pool/sleep", RouteType.pool)
+def pool_sleep(request):
+    """Sleep ?s= seconds (at most 5), then say which worker did it."""
+    time.sleep(min(5.0, float(request.query.get("s", "1"))))
+    return {"pid": os.getpid()}
+
+
 # These have no per-route timeout: only App/run handler_timeout bounds them.
 
 @app.route("/slow/asnc", RouteType.asnc)
