@@ -37,9 +37,10 @@ Map of the sections below (each uses only what stands above it):
 # ---- Imports and accelerators ---------------------------------------------------------------
 # Modules only some requests or commands need (argparse, email.utils, hashlib, hmac,
 # mimetypes, multiprocessing, pickle, secrets, tempfile, sqlite3, decimal, unicodedata) are
-# imported where they are used, which keeps `import pixie_web` light.
+# imported where they are used, and asyncio at its first use (see _LazyModule), which keeps
+# `import pixie_web` light: a pool worker, a script that only renders templates, or a CLI
+# that prints its help never loads the event loop machinery.
 
-import asyncio
 import base64
 import concurrent.futures
 import contextvars
@@ -64,6 +65,23 @@ from enum import Enum
 from http import HTTPStatus
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
+
+class _LazyModule:
+    """A module imported when one of its attributes is first read; the module-level name
+    then refers to the real module, so later uses cost nothing extra. Used for asyncio
+    (over half of the time `import pixie_web` would take) and uvloop (which imports it)."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        module = importlib.import_module(self._name)
+        globals()[self._name] = module
+        return getattr(module, attribute)
+
+
+asyncio = _LazyModule("asyncio")
+
 __version__ = "0.1.0"
 __all__ = [
     "App", "Router", "Route", "RouteType", "ProcessType", "proc_env",
@@ -86,10 +104,9 @@ PURE = os.environ.get("PIXIE_WEB_PURE", "") not in ("", "0")
 # and refuses lone surrogates, so responses would differ from the stdlib's. ujson does not.
 uvloop = httptools = ujson = None
 if not PURE:
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
+    import importlib.util
+    if importlib.util.find_spec("uvloop") is not None:
+        uvloop = _LazyModule("uvloop")    # imported with the first event loop: _new_event_loop
     try:
         import httptools
     except ImportError:
@@ -103,6 +120,19 @@ if not PURE:
 ACCELERATORS = [name for name, module in
                 (("uvloop", uvloop), ("httptools", httptools), ("ujson", ujson))
                 if module is not None]
+
+
+def _new_event_loop():
+    """A new event loop: uvloop's when it is in use, else asyncio's."""
+    global uvloop
+    if uvloop is not None:
+        try:
+            return uvloop.new_event_loop()
+        except ImportError as error:       # installed but broken: fall back for good
+            log.warning("uvloop cannot be imported (%s): using asyncio's event loop", error)
+            uvloop = None
+            ACCELERATORS.remove("uvloop")
+    return asyncio.new_event_loop()
 
 
 # ---- Helpers --------------------------------------------------------------------------------
@@ -2762,7 +2792,7 @@ class _PoolCall:
         self.reply = None
 
 
-class _PoolWorker(asyncio.Protocol):
+class _PoolWorker:
     """The server's end of one worker process's pipe. A worker runs one call at a time."""
 
     def __init__(self, pool, process):
@@ -2800,6 +2830,15 @@ class _PoolWorker(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.pool._lost(self)
+
+    def eof_received(self):
+        return None     # the transport closes; connection_lost follows
+
+    def pause_writing(self):
+        pass            # a call is one message; the worker reads it whole
+
+    def resume_writing(self):
+        pass
 
 
 class _ProcessPool:
@@ -3312,8 +3351,10 @@ class _Pending:
         self.body_parts = []
 
 
-class HTTPProtocol(asyncio.Protocol):
-    """One client connection: parses requests, dispatches them in order, writes responses."""
+class HTTPProtocol:
+    """One client connection: parses requests, dispatches them in order, writes responses.
+
+    An asyncio protocol by its methods (asyncio and uvloop need no base class for it)."""
 
     def __init__(self, server):
         self.server = server
@@ -4476,7 +4517,7 @@ class App(Router):
             self.debug = debug
         if not logging.getLogger().handlers and not log.handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
-        loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        loop = _new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._serve(
@@ -4561,11 +4602,10 @@ def _called_from_pool_import():
 
 # ---- Test client ----------------------------------------------------------------------------
 
-class _MemoryTransport(asyncio.Transport):
+class _MemoryTransport:
     """The transport a TestClient connection writes into."""
 
     def __init__(self, loop):
-        super().__init__()
         self.output = bytearray()
         self.closed = loop.create_future()
         self._loop = loop
@@ -4704,7 +4744,7 @@ class TestClient:
     def _start(self):
         if self._server is not None:
             return
-        self._loop = uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
+        self._loop = _new_event_loop()
         self._server = _Server(self.app, self._loop)
         self._loop.run_until_complete(self._server.start(
             self.workers, self.start_method, self.app.executor))

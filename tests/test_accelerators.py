@@ -81,3 +81,56 @@ def test_json_output_and_parsing_are_identical_with_and_without_ujson():
     assert accelerated["loaded"] == pure["loaded"]
     # and the pure results are the standard library's own
     assert pure["dumped"][0] == "NaN" and pure["loaded"][-4] == "http:400"
+
+
+# ---- the event loop: imported when first needed, uvloop when in use --------------------------
+
+LOOP_SCRIPT = r"""
+import json, sys
+import pixie_web
+imported_early = "asyncio" in sys.modules
+app = pixie_web.App()
+
+@app.route("/loop")
+async def loop_kind(request):
+    import asyncio
+    return type(asyncio.get_running_loop()).__module__
+
+with pixie_web.TestClient(app) as client:
+    loop_module = client.get("/loop").text
+print(json.dumps({"asyncio_at_import": imported_early, "loop": loop_module,
+                  "accelerators": pixie_web.ACCELERATORS}))
+"""
+
+
+def run_loop_probe(pure, extra_path=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [extra_path, ROOT])))
+    env.pop("PIXIE_WEB_PURE", None)
+    if pure:
+        env["PIXIE_WEB_PURE"] = "1"
+    result = subprocess.run([sys.executable, "-c", LOOP_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+@pytest.mark.parametrize("pure", [True, False], ids=["pure", "accelerated"])
+def test_import_does_not_load_asyncio_and_the_loop_matches_the_accelerators(pure):
+    probe, _ = run_loop_probe(pure)
+    assert probe["asyncio_at_import"] is False
+    if "uvloop" in probe["accelerators"]:
+        assert probe["loop"] == "uvloop"
+    else:
+        assert probe["loop"].startswith("asyncio")
+    if pure:
+        assert probe["loop"].startswith("asyncio")
+
+
+def test_a_uvloop_that_cannot_be_imported_falls_back_to_asyncio(tmp_path):
+    broken = tmp_path / "uvloop"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('built for another Python')\n")
+    probe, stderr = run_loop_probe(pure=False, extra_path=str(tmp_path))
+    assert probe["loop"].startswith("asyncio")
+    assert "uvloop" not in probe["accelerators"]
+    assert "uvloop cannot be imported" in stderr and "built for another Python" in stderr
