@@ -63,6 +63,7 @@ import traceback
 from collections import deque, namedtuple
 from enum import Enum
 from http import HTTPStatus
+from types import CoroutineType
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
 
@@ -622,21 +623,18 @@ class _Pattern:
             position = match.end()
         self.builder.append(path[position:])
         regex_parts.append(re.escape(path[position:]))
+        self.names = tuple(name for name, _ in self.converters)
+        self.typed = tuple((name, to_python) for name, to_python in self.converters if to_python)
+        self.single = self.converters[0] if len(self.converters) == 1 else None
         self.is_static = not self.converters
         self.regex_parts = regex_parts
         first = path.lstrip("/").split("/", 1)[0]
         self.first_segment = None if "<" in first else first
 
-    def regex(self, group_prefix):
-        """The pattern as a regex whose groups are named ``{group_prefix}_{index}``."""
-        out, index = [], 0
-        for part in self.regex_parts:
-            if isinstance(part, tuple):
-                out.append(f"(?P<{group_prefix}_{index}>{part[1]})")
-                index += 1
-            else:
-                out.append(part)
-        return "".join(out)
+    def regex(self):
+        """The pattern as a regex with one group per wildcard, in order (and no others)."""
+        return "".join(f"({part[1]})" if isinstance(part, tuple) else part
+                       for part in self.regex_parts)
 
     def build(self, params):
         parts, used = [], set()
@@ -669,31 +667,40 @@ class _Bucket:
         self._compiled = None
 
     def _compile(self):
-        alternatives, slots = [], {}
-        for number, pattern in enumerate(self.patterns):
-            group = f"r{number}"
-            alternatives.append(f"(?P<{group}>{pattern.regex(group)})")
-            slots[group] = (pattern, [f"{group}_{i}" for i in range(len(pattern.converters))])
+        """One pattern: its own regex. Several: an alternation of ``(pattern)`` groups; the
+        group that closes last (``lastindex``) tells which one matched, and the wildcard
+        groups that follow it hold its values."""
+        if len(self.patterns) == 1:
+            self._compiled = re.compile(self.patterns[0].regex() + r"\Z", re.DOTALL)
+            self._slots = None
+            return
+        alternatives, slots, group = [], {}, 1
+        for pattern in self.patterns:
+            alternatives.append(f"({pattern.regex()})")
+            slots[group] = (pattern, group, group + len(pattern.names))
+            group += 1 + len(pattern.names)
         self._compiled = re.compile("(?:" + "|".join(alternatives) + r")\Z", re.DOTALL)
         self._slots = slots
 
     def match(self, path):
-        """The first pattern matching ``path`` and its raw group values, or None."""
+        """The first pattern matching ``path`` and its raw wildcard values, or None."""
         if self._compiled is None:
             self._compile()
         found = self._compiled.match(path)
         if found is None:
             return None
-        pattern, groups = self._slots[found.lastgroup]
-        return pattern, tuple(map(found.group, groups))
+        if self._slots is None:
+            return self.patterns[0], found.groups()
+        pattern, start, stop = self._slots[found.lastindex]
+        return pattern, found.groups()[start:stop]
 
     def match_all(self, path):
         """Every matching pattern in order (slow path, used for 405s and method fallbacks)."""
         results = []
         for pattern in self.patterns:
-            found = re.compile(pattern.regex("g") + r"\Z", re.DOTALL).match(path)
+            found = re.compile(pattern.regex() + r"\Z", re.DOTALL).match(path)
             if found:
-                results.append((pattern, list(found.groups())))
+                results.append((pattern, found.groups()))
         return results
 
 
@@ -881,18 +888,21 @@ class Router:
             raise KeyError(f"url_for: no route named {name!r}")
         return route.pattern.build(params)
 
-    def _convert(self, pattern, values):
-        params = {}
-        for (name, to_python), value in zip(pattern.converters, values):
-            if "\x00" in value:          # an encoded slash kept apart while routing
-                value = value.replace("\x00", "/")
-            if to_python is not None:
-                try:
-                    value = to_python(value)
-                except (ValueError, OverflowError):
-                    raise HTTPError(400, "path has the wrong format") from None
-            params[name] = value
-        return params
+    def _convert(self, pattern, values, path):
+        """The handler's keyword arguments from a pattern's raw values (400 if one of them
+        does not convert, e.g. an int of more digits than Python converts)."""
+        if "\x00" in path:               # an encoded slash kept apart while routing
+            values = [value.replace("\x00", "/") for value in values]
+        try:
+            if pattern.single is not None:          # the usual case: one wildcard
+                name, to_python = pattern.single
+                return {name: to_python(values[0]) if to_python else values[0]}
+            params = dict(zip(pattern.names, values))
+            for name, to_python in pattern.typed:
+                params[name] = to_python(params[name])
+            return params
+        except (ValueError, OverflowError):
+            raise HTTPError(400, "path has the wrong format") from None
 
     def _buckets_for(self, path):
         end = path.find("/", 1)
@@ -900,10 +910,11 @@ class Router:
 
     def _first_match(self, path):
         """``(pattern, raw values)`` of the first dynamic pattern matching ``path``, or None."""
-        bucket, wild = self._buckets_for(path)
+        end = path.find("/", 1)                     # _buckets_for, without a call
+        bucket = self._buckets.get(path[1:end] if end > 0 else path[1:])
         found = bucket.match(path) if bucket is not None else None
-        if found is None and wild.patterns:
-            found = wild.match(path)
+        if found is None and self._wild_bucket.patterns:
+            found = self._wild_bucket.match(path)
         return found
 
     def _all_matches(self, path):
@@ -929,7 +940,7 @@ class Router:
                 route = (pattern.routes.get(method)
                          or (method == "HEAD" and pattern.routes.get("GET")))
                 if route:
-                    return route, self._convert(pattern, values), None
+                    return route, self._convert(pattern, values, path), None
         return self._find_slowly(method, path)
 
     def _find_slowly(self, method, path):
@@ -944,7 +955,7 @@ class Router:
                 route = (pattern.routes.get(method)
                          or (method == "HEAD" and pattern.routes.get("GET")))
                 if route:
-                    return route, self._convert(pattern, values), None
+                    return route, self._convert(pattern, values, path), None
                 allowed.update(_allowed_methods(pattern.routes))
         if not allowed:
             return None, None, None
@@ -4350,7 +4361,7 @@ class App(Router):
                 result = route.handler(request, **request.path_params)
             elif kind is RouteType.asnc:
                 coroutine = route.handler(request, **request.path_params)
-                if not inspect.iscoroutine(coroutine):
+                if not isinstance(coroutine, CoroutineType):
                     return to_response(coroutine), None      # an async generator: streamed
                 # Most async handlers finish without ever waiting: run the first step here
                 # and skip the task; one that suspends is resumed in a task (_resume).

@@ -700,6 +700,41 @@ def test_url_for_builds_urls_that_route_back_to_the_same_route_and_params(routes
                                     "query": [[k, v] for k, v in extra.items()]}, url
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "<x>", "<n:int>", "<p:path>",
+                                          "<r:re:(a|b)+>", "<s:re:(?:a)(b)*>"]),
+                         min_size=1, max_size=3), min_size=1, max_size=6),
+       st.lists(st.sampled_from(["a", "b", "7", "-3", "ab", "abb", "x"]), min_size=1, max_size=4))
+def test_overlapping_dynamic_routes_match_like_one_regex_per_route_in_order(shapes, segments):
+    # Routes under one first segment share one compiled alternation; the first route (in
+    # registration order) whose own regex matches must win, with exactly its own groups.
+    router = pixie_web.Router()
+    seen = set()
+    for shape in shapes:
+        names = set()
+        pieces = []
+        for piece in shape:     # a wildcard name may appear once per route
+            name = piece[1:].split(":")[0].rstrip(">") if piece.startswith("<") else None
+            if name in names:
+                piece = "c"
+            names.add(name)
+            pieces.append(piece)
+        path = "/top/" + "/".join(pieces)
+        if path not in seen:
+            seen.add(path)
+            router.route(path)(lambda request, **params: None)
+    url = "/top/" + "/".join(segments)
+    expected = None
+    bucket = router._buckets.get("top")
+    for pattern in bucket.patterns if bucket else []:
+        found = re.fullmatch(pattern.regex(), url, re.DOTALL)
+        if found:
+            expected = (pattern.path, found.groups())
+            break
+    got = router._first_match(url)
+    assert (got and (got[0].path, tuple(got[1]))) == expected or (got is None and expected is None)
+
+
 @pytest.mark.parametrize("value", ["a/b", "/", "a/../admin"])
 def test_url_for_with_a_slash_in_a_one_segment_value_routes_back_or_is_refused(value):
     # README: "single-segment values are percent-encoded (including /)"; the URL must then
