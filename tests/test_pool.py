@@ -546,8 +546,9 @@ def test_hung_pool_worker_process_is_recycled(start_server, tmp_path):
     assert get_json(server, "/pool/square/3")["square"] == 9
 
 
-def test_timed_out_call_recycles_only_its_own_worker(start_server, tmp_path):
-    server = start_server(workers=2)
+@pytest.mark.parametrize("pure", [True, False], ids=["pure", "accelerated"])
+def test_timed_out_call_recycles_only_its_own_worker(start_server, tmp_path, pure):
+    server = start_server(workers=2, pure=pure)
     warm_pool(server)
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         sleeper = executor.submit(requests.get, server.url + "/pool/sleep?s=1.5",
@@ -591,9 +592,10 @@ def test_call_that_times_out_while_queued_kills_no_worker(start_server):
 
 # ---- crash recovery ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("pure", [True, False], ids=["pure", "accelerated"])
 @pytest.mark.parametrize("how", ["exit", "sigkill"])
-def test_pool_worker_crash_fails_only_its_request(start_server, how):
-    server = start_server(workers=2)
+def test_pool_worker_crash_fails_only_its_request(start_server, how, pure):
+    server = start_server(workers=2, pure=pure)
     warm_pool(server)
     crashed = requests.get(server.url + f"/pool/crash/{how}", timeout=REQUEST_TIMEOUT)
     assert crashed.status_code in (500, 503), crashed.text[:300]
@@ -603,6 +605,30 @@ def test_pool_worker_crash_fails_only_its_request(start_server, how):
     assert get_json(server, "/pool/square/6")["square"] == 36
     assert requests.get(server.url + "/ping", timeout=REQUEST_TIMEOUT).text == "pong"
     assert server.alive()
+
+
+def zombie_children_of(pid):
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _proc_stat(int(entry))
+            if stat and stat[0] == "Z" and stat[1] == pid:
+                zombies.append(int(entry))
+    return zombies
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+def test_dead_and_recycled_workers_are_reaped(start_server, start_method):
+    # With spawn and fork the workers are the server's own children: each one that dies or
+    # is killed must be waited for, or it stays behind as a zombie.
+    server = start_server(workers=2, start_method=start_method)
+    warm_pool(server)
+    assert requests.get(server.url + "/pool/crash/sigkill", timeout=REQUEST_TIMEOUT).status_code == 503
+    assert requests.get(server.url + "/pool/crash/exit", timeout=REQUEST_TIMEOUT).status_code == 503
+    assert requests.get(server.url + "/pool/hang", timeout=REQUEST_TIMEOUT).status_code == 503
+    assert get_json(server, "/pool/square/9")["square"] == 81
+    wait_for(lambda: not zombie_children_of(server.pid), 10,
+             f"zombie pool workers left: {zombie_children_of(server.pid)}")
 
 
 # ---- pool size, lifecycle, external executors ----------------------------------------------------
