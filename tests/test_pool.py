@@ -652,12 +652,18 @@ def test_no_pool_processes_when_app_has_no_pool_routes(start_server):
     assert descendants_of(server.pid) == {}
 
 
-def test_pool_workers_stop_with_the_server(start_server):
-    server = start_server(workers=2)
+@pytest.mark.parametrize("how, start_method", [
+    ("SIGTERM", None),                 # a graceful stop closes the pool
+    ("SIGKILL", "forkserver"),         # no shutdown code runs: the workers see their pipe close
+    ("SIGKILL", "spawn"),
+    ("SIGKILL", "fork"),
+])
+def test_pool_workers_stop_with_the_server(start_server, how, start_method):
+    server = start_server(workers=2, start_method=start_method)
     worker_pids = {result["pid"] for result in warm_pool(server)}
     family = descendants_of(server.pid)
     assert worker_pids and worker_pids <= set(family)
-    os.kill(server.pid, signal.SIGTERM)
+    os.kill(server.pid, getattr(signal, how))
     server.process.wait(timeout=15)
     deadline = time.monotonic() + 10
     while _survivors(family) and time.monotonic() < deadline:
@@ -665,22 +671,6 @@ def test_pool_workers_stop_with_the_server(start_server):
     left = _survivors(family)
     _kill_family(family)
     assert left == {}, f"processes left running after the server stopped: {sorted(left)}"
-
-
-@pytest.mark.parametrize("start_method", ["forkserver", "spawn", "fork"])
-def test_pool_workers_exit_when_the_server_is_killed(start_server, start_method):
-    server = start_server(workers=2, start_method=start_method)
-    worker_pids = {result["pid"] for result in warm_pool(server)}
-    family = descendants_of(server.pid)
-    assert worker_pids and worker_pids <= set(family)
-    os.kill(server.pid, signal.SIGKILL)      # no shutdown code runs: the workers see their pipe close
-    server.process.wait(timeout=15)
-    deadline = time.monotonic() + 10
-    while _survivors(family) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _survivors(family)
-    _kill_family(family)
-    assert left == {}, f"processes left running after the server was killed: {sorted(left)}"
 
 
 def test_pool_handler_that_workers_cannot_import_fails_at_start_up(start_server):
