@@ -1344,7 +1344,7 @@ class Request:
                  "_query", "_cookies", "_form", "_json", "_stream", "_host", "_session",
                  "_session_loader",
                  "limits", "_files", "_routing_outcome", "started", "_server", "_suspended",
-                 "__weakref__")
+                 "_keep_alive", "_body_parts", "__weakref__")
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -1369,6 +1369,8 @@ class Request:
         self._routing_outcome = None
         self._server = None        # the _Server whose pools run this request's handler
         self._suspended = None     # an async handler started eagerly: (coroutine, yielded, context)
+        self._keep_alive = True    # the connection stays open after the response
+        self._body_parts = None    # body chunks while the protocol reads them
         self.started = 0.0
         self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
         self._files = None
@@ -3352,17 +3354,6 @@ _DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout",
                       "idle": "keepalive_timeout"}
 
 
-class _Pending:
-    """A parsed request waiting for its turn: the request plus what the protocol knows."""
-
-    __slots__ = ("request", "keep_alive", "body_parts")
-
-    def __init__(self, request, keep_alive):
-        self.request = request
-        self.keep_alive = keep_alive
-        self.body_parts = []
-
-
 class HTTPProtocol:
     """One client connection: parses requests, dispatches them in order, writes responses.
 
@@ -3376,12 +3367,12 @@ class HTTPProtocol:
         self.remote_addr = ""
         self._buffer = b""          # bytes as received, or a bytearray accumulating a rest
         self._state = _HEAD
-        self._current = None        # the _Pending whose body is being read
+        self._current = None        # the Request whose body is being read
         self._body_size = 0
         self._remaining = 0         # bytes left in a Content-Length body or a chunk
         self._trailer_bytes = 0
         self._trailer_count = 0
-        self._queue = deque()       # _Pending requests whose bodies are complete
+        self._queue = deque()       # Requests whose bodies are complete
         self._busy = False
         self._closed = False
         self._reading_paused = False
@@ -3404,8 +3395,8 @@ class HTTPProtocol:
     def connection_lost(self, exc):
         self._closed = True
         self.server.connections.discard(self)
-        if self._current is not None and self._current.request._stream is not None:
-            self._current.request._stream.finish(ConnectionError("client disconnected"))
+        if self._current is not None and self._current._stream is not None:
+            self._current._stream.finish(ConnectionError("client disconnected"))
         if self._streaming and self._task is not None and not self._task.done():
             self._task.cancel()   # stops the body's generator at its next yield
         if self._drain_waiter is not None and not self._drain_waiter.done():
@@ -3626,7 +3617,7 @@ class HTTPProtocol:
         request._server = server
         if server.access_log:
             request.started = time.monotonic()
-        pending = _Pending(request, keep_alive and not server.shutting_down)
+        request._keep_alive = keep_alive and not server.shutting_down
         has_body = chunked or bool(content_length)
         route, params, allowed = app.find(method, path)
         request.route = route
@@ -3639,18 +3630,20 @@ class HTTPProtocol:
         refused = request._routing_outcome is not None
         if refused or not has_body:
             if refused and has_body:      # a body we will not read: answer, then close
-                pending.keep_alive = False
+                request._keep_alive = False
                 self._state = _DEAD
-            self._queue.append(pending)
+            self._queue.append(request)
             self.deadline = None
             return
         if expect_continue and not self._busy and not self._queue:
             self.transport.write(_CONTINUE)
-        self._current = pending
+        self._current = request
         self._body_size = 0
         if route.stream_body:
             request._stream = _BodyStream(self._stream_drained)
-            self._queue.append(pending)
+            self._queue.append(request)
+        else:
+            request._body_parts = []
         if chunked:
             self._state = _CHUNK_SIZE
             self._trailer_bytes = self._trailer_count = 0
@@ -3661,28 +3654,27 @@ class HTTPProtocol:
 
     def _body_chunk(self, data):
         self._body_size += len(data)
-        stream = self._current.request._stream
+        stream = self._current._stream
         if stream is not None:
             stream.feed(data)
             if stream.buffered > self.app.stream_buffer_size:
                 self._pause_reading()
         else:
-            self._current.body_parts.append(bytes(data))
+            self._current._body_parts.append(bytes(data))
 
     def _stream_drained(self, buffered):
         if buffered <= self.app.stream_buffer_size // 2:
             self._resume_reading()
 
     def _finish_body(self):
-        pending, self._current = self._current, None
-        request = pending.request
+        request, self._current = self._current, None
         if request._stream is not None:
             request._stream.finish()
         else:
-            parts = pending.body_parts
+            parts = request._body_parts
             request._body = parts[0] if len(parts) == 1 else b"".join(parts)
-            pending.body_parts = None
-            self._queue.append(pending)
+            request._body_parts = None
+            self._queue.append(request)
         self._state = _HEAD
         self.deadline = None
 
@@ -3705,10 +3697,10 @@ class HTTPProtocol:
         self._buffer = b""
         self.deadline = None
         current, self._current = self._current, None
-        if current is not None and current.request._stream is not None:
+        if current is not None and current._stream is not None:
             # A streaming handler (running or queued) learns it from its next read.
-            current.request._stream.finish(HTTPError(error.status, error.message or None))
-            current.keep_alive = False
+            current._stream.finish(HTTPError(error.status, error.message or None))
+            current._keep_alive = False
         else:
             self._queue.append(error)
         self._dispatch_next()
@@ -3752,19 +3744,19 @@ class HTTPProtocol:
                     return
                 if not self._queue:
                     break
-            pending = self._queue.popleft()
-            if isinstance(pending, ProtocolError):
-                self._write_error_and_close(pending)
+            request = self._queue.popleft()
+            if isinstance(request, ProtocolError):
+                self._write_error_and_close(request)
                 return
-            response, error = self.app._respond_now(pending)
+            response, error = self.app._respond_now(request)
             if type(response) is tuple:
-                self._write_plain(pending, response)      # fastest path: 200 + bytes
+                self._write_plain(request, response)      # fastest path: 200 + bytes
                 continue
             if response is not None and _is_simple(response):
-                self._write_response(pending, response)   # fast path: no task, no await
+                self._write_response(request, response)   # fast path: no task, no await
                 continue
             self._busy = True
-            self._task = self.loop.create_task(self._respond_later(pending, response, error))
+            self._task = self.loop.create_task(self._respond_later(request, response, error))
             return
         if self._busy or self._closed:
             return
@@ -3778,11 +3770,11 @@ class HTTPProtocol:
             elif self.deadline is None or self.deadline_kind == "idle":
                 self._set_deadline("header")   # a head has begun: its total deadline starts
 
-    async def _respond_later(self, pending, response, error):
+    async def _respond_later(self, request, response, error):
         try:
             if response is None:
-                response = await self.app._respond(pending, error)
-            await self._write_response_async(pending, response)
+                response = await self.app._respond(request, error)
+            await self._write_response_async(request, response)
         except asyncio.CancelledError:
             self._close()
             return
@@ -3862,10 +3854,10 @@ class HTTPProtocol:
         lines.append(b"\r\n")
         return b"".join(lines), body, keep_alive
 
-    def _write_plain(self, pending, content):
+    def _write_plain(self, request, content):
         """Write a 200 response from ``(Content-Type line, body bytes)``."""
         content_type_line, body = content
-        request, keep_alive = pending.request, pending.keep_alive
+        keep_alive = request._keep_alive
         if keep_alive:
             connection = _KEEP_ALIVE_10 if request.http_version == "1.0" else b""
         else:
@@ -3874,7 +3866,7 @@ class HTTPProtocol:
             _STATUS_200, content_type_line, len(body), _date_cache.get(), connection)
         self._send(request, 200, head, body, keep_alive)
 
-    def _write_response(self, pending, response):
+    def _write_response(self, request, response):
         if (response.status == 200 and response._headers is None
                 and type(response) is Response):
             # A plain Response with at most a content type: the fast writer, like a str return
@@ -3889,11 +3881,10 @@ class HTTPProtocol:
             else:
                 line = None
             if line is not None:
-                self._write_plain(pending, (line, body))
+                self._write_plain(request, (line, body))
                 return
-        request = pending.request
         head, body, keep_alive = self._render_head(
-            response, request, request.http_version, pending.keep_alive)
+            response, request, request.http_version, request._keep_alive)
         self._send(request, response.status, head, body, keep_alive)
 
     def _send(self, request, status, head, body, keep_alive):
@@ -3909,12 +3900,11 @@ class HTTPProtocol:
         if not keep_alive:
             self._close()
 
-    async def _write_response_async(self, pending, response):
-        request = pending.request
+    async def _write_response_async(self, request, response):
         if isinstance(response, FileResponse):
             response._prepare(request)
         head, body, keep_alive = self._render_head(
-            response, request, request.http_version, pending.keep_alive)
+            response, request, request.http_version, request._keep_alive)
         if body is not None or request.method == "HEAD":
             await _close_iterator(response.body if body is None else None)
             self._send(request, response.status, head, body, keep_alive)
@@ -4343,7 +4333,7 @@ class App(Router):
                 getattr(owner, kind) + hooks)
         return hooks
 
-    def _respond_now(self, pending):
+    def _respond_now(self, request):
         """The synchronous fast path: a sync route, or an async one that finishes without
         suspending, with no hooks or middleware.
 
@@ -4351,7 +4341,6 @@ class App(Router):
         asynchronous path must take over (an async handler that suspended is left in
         ``request._suspended`` to be resumed there).
         """
-        request = pending.request
         route = request.route
         if (request._routing_outcome is not None or self._middleware or self._before
                 or self._after or (route.owner is not self and isinstance(route.owner, App))):
@@ -4388,9 +4377,8 @@ class App(Router):
         except Exception as error:
             return None, error
 
-    async def _respond(self, pending, error=None):
+    async def _respond(self, request, error=None):
         """Produce the Response for a request: middleware, hooks, handler, error handlers."""
-        request = pending.request
         try:
             if error is not None:
                 raise error
