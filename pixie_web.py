@@ -3027,19 +3027,23 @@ class _ProcessPool:
         if self.channel is not None:
             await self.channel.close()
         for worker in list(self._all):
-            _stop_process(worker.process)
+            _kill(worker.process)
             worker.transport.close()
         for worker in list(self._all):
-            worker.process.join(1)
+            worker.process.join(1)     # shutting down: waiting here is fine
 
 
-def _stop_process(process):
-    """Kill a worker process and reap it once it has gone (without blocking the loop)."""
+def _kill(process):
     if process.exitcode is None:
         try:
             process.kill()
         except (OSError, AttributeError, ValueError):
-            return
+            pass
+
+
+def _stop_process(process):
+    """Kill a worker process and reap it once it has gone (without blocking the loop)."""
+    _kill(process)
     try:
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, _reap, loop, process)
