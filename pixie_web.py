@@ -231,7 +231,9 @@ def http_date(timestamp=None):
 
 
 class _DateCache:
-    """The ``Date`` header line, recomputed at most once per second."""
+    """The ``Date`` header line. ``get()`` recomputes it when the second has changed; a
+    running server calls it on every new second (``_Server._tick_date``), so responses
+    read ``line`` without a clock call."""
 
     __slots__ = ("second", "line")
 
@@ -239,15 +241,16 @@ class _DateCache:
         self.second = -1
         self.line = b""
 
-    def get(self):
-        now = int(time.time())
-        if now != self.second:
-            self.second = now
-            self.line = b"Date: " + http_date(now).encode("ascii") + b"\r\n"
+    def get(self, now=None):
+        second = int(time.time() if now is None else now)
+        if second != self.second:
+            self.second = second
+            self.line = b"Date: " + http_date(second).encode("ascii") + b"\r\n"
         return self.line
 
 
 _date_cache = _DateCache()
+_date_cache.get()
 
 
 def _is_coroutine_function(func):
@@ -555,6 +558,11 @@ class RouteType(Enum):
     asnc = "asnc"        #: an ``async def`` awaited on the event loop
     thread = "thread"    #: a plain function run in the thread pool
     pool = "pool"        #: a module-level function run in a worker process
+
+
+# The members as plain globals, for the per-request paths (reading an Enum class attribute
+# costs a dozen times more than a global).
+_SYNC, _ASNC = RouteType.sync, RouteType.asnc
 
 
 # name -> (regex, converter to Python, converter to URL)
@@ -1668,7 +1676,10 @@ class Response:
         if headers:
             _add_headers(self.headers, headers)
         if content_type is not None:
-            self.content_type = content_type
+            if self._headers is None and content_type in _CONTENT_TYPE_LINES:
+                self._content_type = content_type     # the setter's usual case, minus its call
+            else:
+                self.content_type = content_type
         if cookies:
             for name, value in cookies.items():
                 self.set_cookie(name, value)
@@ -3354,8 +3365,10 @@ def split_target(method, raw_target):
 
 
 _HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
-_DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout",
-                      "idle": "keepalive_timeout"}
+_DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout"}
+# The deadline of a connection that went idle since the server's last sweep; the sweep
+# replaces it with now + keepalive_timeout.
+_IDLE_SINCE_LAST_SWEEP = -1.0
 
 
 class HTTPProtocol:
@@ -3769,8 +3782,9 @@ class HTTPProtocol:
         elif self._state == _HEAD and not self._queue:
             if self._reading_paused:
                 self._resume_reading()
-            if not self._buffer:
-                self._set_deadline("idle")
+            if not self._buffer:   # idle: the next sweep starts the keep-alive clock
+                self.deadline = _IDLE_SINCE_LAST_SWEEP
+                self.deadline_kind = "idle"
             elif self.deadline is None or self.deadline_kind == "idle":
                 self._set_deadline("header")   # a head has begun: its total deadline starts
 
@@ -3850,7 +3864,7 @@ class HTTPProtocol:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 keep_alive = False
-        lines.append(_date_cache.get())
+        lines.append(_date_cache.line)
         if not keep_alive:
             lines.append(b"Connection: close\r\n")
         elif version == "1.0":
@@ -3867,26 +3881,10 @@ class HTTPProtocol:
         else:
             connection = _CLOSE
         head = b"%s%sContent-Length: %d\r\n%s%s\r\n" % (
-            _STATUS_200, content_type_line, len(body), _date_cache.get(), connection)
+            _STATUS_200, content_type_line, len(body), _date_cache.line, connection)
         self._send(request, 200, head, body, keep_alive)
 
     def _write_response(self, request, response):
-        if (response.status == 200 and response._headers is None
-                and type(response) is Response):
-            # A plain Response with at most a content type: the fast writer, like a str return
-            body, content_type = response.body, response._content_type
-            if type(body) is str and body:
-                body = body.encode()
-                line = _TEXT_HTML_LINE if content_type is None else \
-                    _CONTENT_TYPE_LINES.get(content_type)
-            elif type(body) is bytes and body:
-                line = _OCTET_STREAM_LINE if content_type is None else \
-                    _CONTENT_TYPE_LINES.get(content_type)
-            else:
-                line = None
-            if line is not None:
-                self._write_plain(request, (line, body))
-                return
         head, body, keep_alive = self._render_head(
             response, request, request.http_version, request._keep_alive)
         self._send(request, response.status, head, body, keep_alive)
@@ -4014,6 +4012,20 @@ class HTTPProtocol:
 _EXHAUSTED = object()
 
 
+def _plain_content(body, content_type):
+    """A 200 Response's ``(Content-Type line, body bytes)`` for the protocol's fastest writer
+    when it has a non-empty in-memory body and at most a content type; else None."""
+    if type(body) is str:
+        body, line = body.encode(), _TEXT_HTML_LINE
+    elif type(body) is bytes:
+        line = _OCTET_STREAM_LINE
+    else:
+        return None
+    if content_type is not None:
+        line = _CONTENT_TYPE_LINES.get(content_type)
+    return (line, body) if body and line is not None else None
+
+
 def _is_simple(response):
     """True when the body is already in memory (the synchronous fast path can send it)."""
     body = response.body
@@ -4090,6 +4102,7 @@ class _Server:
         self.pool = None
         self._thread_pool = None
         self._sweep_handle = None
+        self._date_handle = None
         self._sweep_interval = max(0.02, min(1.0, min(
             app.header_timeout, app.body_timeout, app.keepalive_timeout) / 5))
 
@@ -4121,15 +4134,31 @@ class _Server:
             for hook in each_app._startup:
                 await _maybe_await(hook(each_app))
         self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+        self._tick_date()
 
     def _sweep(self):
-        """Close connections whose header, body or keep-alive deadline has passed."""
+        """Close connections whose header, body or keep-alive deadline has passed.
+
+        A connection that went idle since the last sweep gets its keep-alive deadline here
+        (counted from now, so never early): answering a request costs no clock call."""
         now = time.monotonic()
+        keepalive_deadline = now + self.app.keepalive_timeout
         for connection in list(self.connections):
             deadline = connection.deadline
-            if deadline is not None and deadline <= now:
+            if deadline is None:
+                continue
+            if deadline == _IDLE_SINCE_LAST_SWEEP:
+                connection.deadline = keepalive_deadline
+            elif deadline <= now:
                 connection.deadline_passed()
         self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+
+    def _tick_date(self):
+        """Refresh the Date line just after every new second while the server runs."""
+        now = time.time()      # one reading: the second shown and the next tick agree
+        _date_cache.get(now)
+        # 1 ms past the boundary, so a timer that fires a little early still sees it
+        self._date_handle = self.loop.call_later(1.001 - now % 1.0, self._tick_date)
 
     def log_access(self, request, status, size):
         """One Common Log Format line plus the duration (inputs are validated ASCII)."""
@@ -4151,8 +4180,9 @@ class _Server:
                 await asyncio.sleep(0.02)
         for connection in list(self.connections):
             connection._close()
-        if self._sweep_handle is not None:
-            self._sweep_handle.cancel()
+        for handle in (self._sweep_handle, self._date_handle):
+            if handle is not None:
+                handle.cancel()
         for each_app in self.app._apps():
             for hook in each_app._shutdown:
                 try:
@@ -4350,11 +4380,13 @@ class App(Router):
                 or self._after or (route.owner is not self and isinstance(route.owner, App))):
             return None, None
         kind = route.route_type
+        params = request.path_params
         try:
-            if kind is RouteType.sync:
-                result = route.handler(request, **request.path_params)
-            elif kind is RouteType.asnc:
-                coroutine = route.handler(request, **request.path_params)
+            if kind is _SYNC:
+                result = route.handler(request, **params) if params else route.handler(request)
+            elif kind is _ASNC:
+                coroutine = (route.handler(request, **params) if params
+                             else route.handler(request))
                 if not isinstance(coroutine, CoroutineType):
                     return to_response(coroutine), None      # an async generator: streamed
                 # Most async handlers finish without ever waiting: run the first step here
@@ -4377,6 +4409,8 @@ class App(Router):
                 return (_JSON_LINE, json_dumps(result)), None
             if kind is bytes:
                 return (_OCTET_STREAM_LINE, result), None
+            if kind is Response and result.status == 200 and result._headers is None:
+                return _plain_content(result.body, result._content_type) or result, None
             return to_response(result), None
         except Exception as error:
             return None, error
@@ -4429,9 +4463,9 @@ class App(Router):
         handler, params = route.handler, request.path_params
         timeout = route.timeout if route.timeout is not None else self.handler_timeout
         kind = route.route_type
-        if kind is RouteType.sync:
+        if kind is _SYNC:
             return handler(request, **params)
-        if kind is RouteType.asnc:
+        if kind is _ASNC:
             if request._suspended is not None:       # started eagerly, then suspended
                 awaitable, request._suspended = _resume(*request._suspended), None
             else:
@@ -4802,6 +4836,7 @@ class TestClient:
         return response
 
     async def _exchange(self, raw):
+        _date_cache.get()     # no tick ran while the client's loop was stopped
         transport = _MemoryTransport(self._loop)
         protocol = HTTPProtocol(self._server)
         transport._protocol = protocol

@@ -369,6 +369,25 @@ def test_every_response_has_a_date_header(server, payload):
     assert abs((datetime.now(timezone.utc) - sent).total_seconds()) < 60
 
 
+def _date_of(reply):
+    return email.utils.parsedate_to_datetime(reply.header("date"))
+
+
+@pytest.mark.parametrize("path", ["/", "/missing"], ids=["fast-path", "rendered"])
+def test_date_header_follows_the_clock_on_a_long_lived_connection(server, path):
+    # The server refreshes its cached Date line every second; a stale line would repeat.
+    with Client(server.port, timeout=5.0) as client:
+        dates = []
+        for _ in range(2):
+            client.send(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+            sent = _date_of(client.reply())
+            dates.append(sent)
+            now = datetime.now(timezone.utc)
+            assert -1.5 < (now - sent).total_seconds() < 1.5, f"Date {sent} at {now}"
+            time.sleep(1.2)
+    assert dates[1] > dates[0], f"the Date line did not advance: {dates}"
+
+
 # ---- Chunked request bodies ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("chunked_body, expected", [

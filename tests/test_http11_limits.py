@@ -307,6 +307,22 @@ def test_idle_keep_alive_connection_is_closed_silently(slow_server):
     assert time.monotonic() - started < 5.0
 
 
+def test_keep_alive_timeout_counts_from_the_last_response_and_never_closes_early(slow_server):
+    # keepalive_timeout is 0.5 s: a request after 0.3 s of idling is served on the same
+    # connection, and the close comes no sooner than 0.5 s after the last response.
+    with Client(slow_server.port, timeout=6.0) as client:
+        for pause in (0.3, 0.3, 0.0):
+            client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            reply = client.reply()
+            assert (reply.status, reply.body) == (200, b"Hello, World!")
+            time.sleep(pause)
+        started = time.monotonic()
+        data, closed = client.read_until_close(6.0)
+        idle_for = time.monotonic() - started
+    assert closed and data == b""
+    assert 0.45 <= idle_for < 2.0, f"closed after {idle_for:.2f} s of idling"
+
+
 # ---- Pipelining floods that never read (A16) ----------------------------------------------------
 
 def push(sock, data, seconds):

@@ -2,11 +2,14 @@
 that it refuses what the real server refuses.  The app is tests/apps/request_app.py."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from pixie_web import TestClient
 from tests.apps import request_app
+from tests.conftest import HAVE_ACCELERATORS, ROOT
 from tests.apps.request_app import MAX_QUERY_PARAMS
 
 
@@ -71,6 +74,36 @@ def test_response_headers_are_case_insensitive(client):
     assert reply.headers["CONTENT-TYPE"] == reply.headers["Content-Type"]
     assert reply.headers.get("cOnTeNt-LeNgTh") == str(len(reply.body))
     assert "date" in reply.headers
+
+
+IDLE_CLIENT_SCRIPT = r"""
+import email.utils, json, time
+import pixie_web
+app = pixie_web.App()
+app.route("/")(lambda request: "ok")     # sync, no hooks: answered before any timer runs
+with pixie_web.TestClient(app) as client:
+    client.get("/")
+    time.sleep(1.2)
+    sent = email.utils.parsedate_to_datetime(client.get("/").headers["Date"]).timestamp()
+print(json.dumps({"lag": time.time() - sent, "accelerators": pixie_web.ACCELERATORS}))
+"""
+
+
+@pytest.mark.parametrize("pure", [True, False], ids=["pure", "accelerated"])
+def test_date_header_is_current_even_after_the_client_sat_idle(pure):
+    # The client's event loop only runs during a request, so no once-a-second tick refreshed
+    # the cached Date line while it sat idle; each request must still carry the current time.
+    # Both loops, in a fresh interpreter each (uvloop runs due timers first, asyncio last).
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("PIXIE_WEB_PURE", None)
+    if pure:
+        env["PIXIE_WEB_PURE"] = "1"
+    result = subprocess.run([sys.executable, "-c", IDLE_CLIENT_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout)
+    assert ("uvloop" in probe["accelerators"]) is (not pure and HAVE_ACCELERATORS)
+    assert -1.0 < probe["lag"] < 1.1, probe
 
 
 def test_error_status_is_returned_not_raised(client):
