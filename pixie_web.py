@@ -3610,12 +3610,15 @@ class HTTPProtocol:
         # parser accepts and yields the same values, so this only skips repeated work.
         simple = _SIMPLE_REQUEST_LINE_RE.match(head_bytes)
         fields = None
-        if simple is not None and simple.end() <= app.max_request_line:
-            fields = app._head_cache.get(head_bytes[simple.end() - 1:])
+        if simple is not None:
+            line_end = simple.end()
+            if line_end <= app.max_request_line:
+                fields = app._head_cache.get(head_bytes[line_end - 1:])
         if fields is not None:
             method, raw_path, query, minor = simple.groups()
             method = method.decode("ascii")
-            path = raw_path = raw_path.decode("ascii")
+            # no "%" in the simple target: nothing is decoded, no encoded slash to restore
+            request_path = path = raw_path = raw_path.decode("ascii")
             query = query.decode("ascii") if query else ""
             version = "1.1" if minor == b"1" else "1.0"
             target_host = None
@@ -3628,8 +3631,10 @@ class HTTPProtocol:
             content_length, chunked = head.content_length, head.chunked
             keep_alive, expect_continue = head.keep_alive, head.expect_continue
             raw_path, path, query, target_host = split_target(method, head.raw_target)
-        request = Request(method, raw_path, path.replace(_ENCODED_SLASH, "/")
-                          if _ENCODED_SLASH in path else path, query, version,
+            # routing keeps an encoded slash apart (one segment); the request shows a "/"
+            request_path = (path.replace(_ENCODED_SLASH, "/") if _ENCODED_SLASH in path
+                            else path)
+        request = Request(method, raw_path, request_path, query, version,
                           pairs, b"", self.remote_addr, server.scheme, target_host, app)
         request._server = server
         if server.access_log:
