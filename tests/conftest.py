@@ -100,6 +100,18 @@ def child_env(pure, **extra):
     return env
 
 
+def run_script(script, pure, extra_path=None):
+    """Run Python source in a fresh interpreter (accelerators on, or off with ``pure``;
+    ``extra_path`` goes first on sys.path); fail on a non-zero exit, else return the result."""
+    env = child_env(pure)
+    if extra_path:
+        env["PYTHONPATH"] = extra_path + os.pathsep + env["PYTHONPATH"]
+    result = subprocess.run([sys.executable, "-c", script], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 class ServerProcess(ChildServer):
     """A pixie_web app (``module:attr``) running in a child process via tests/serve.py."""
 

@@ -1,12 +1,9 @@
 """The accelerator switch, and JSON that is byte-identical with and without ujson."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import run_script
 
 # Values where JSON libraries commonly disagree with the standard library.
 CORPUS_PY = r"""[
@@ -48,15 +45,8 @@ def decoded(text):
 
 
 def run_probe(pure, block_ujson=False):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("PIXIE_WEB_PURE", None)
-    if pure:
-        env["PIXIE_WEB_PURE"] = "1"
     prefix = "import sys; sys.modules['ujson'] = None\n" if block_ujson else ""
-    result = subprocess.run([sys.executable, "-c", prefix + SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return json.loads(run_script(prefix + SCRIPT, pure).stdout)
 
 
 def test_pure_switch_turns_every_accelerator_off():
@@ -104,13 +94,7 @@ print(json.dumps({"asyncio_at_import": imported_early, "loop": loop_module,
 
 
 def run_loop_probe(pure, extra_path=None):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [extra_path, ROOT])))
-    env.pop("PIXIE_WEB_PURE", None)
-    if pure:
-        env["PIXIE_WEB_PURE"] = "1"
-    result = subprocess.run([sys.executable, "-c", LOOP_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    result = run_script(LOOP_SCRIPT, pure, extra_path)
     return json.loads(result.stdout), result.stderr
 
 

@@ -2,14 +2,12 @@
 that it refuses what the real server refuses.  The app is tests/apps/request_app.py."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from pixie_web import TestClient
 from tests.apps import request_app
-from tests.conftest import HAVE_ACCELERATORS, ROOT
+from tests.conftest import HAVE_ACCELERATORS, run_script
 from tests.apps.request_app import MAX_QUERY_PARAMS
 
 
@@ -94,14 +92,7 @@ def test_date_header_is_current_even_after_the_client_sat_idle(pure):
     # The client's event loop only runs during a request, so no once-a-second tick refreshed
     # the cached Date line while it sat idle; each request must still carry the current time.
     # Both loops, in a fresh interpreter each (uvloop runs due timers first, asyncio last).
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("PIXIE_WEB_PURE", None)
-    if pure:
-        env["PIXIE_WEB_PURE"] = "1"
-    result = subprocess.run([sys.executable, "-c", IDLE_CLIENT_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    probe = json.loads(result.stdout)
+    probe = json.loads(run_script(IDLE_CLIENT_SCRIPT, pure).stdout)
     assert ("uvloop" in probe["accelerators"]) is (not pure and HAVE_ACCELERATORS)
     assert -1.0 < probe["lag"] < 1.1, probe
 
