@@ -430,8 +430,8 @@ def bench_ceiling(args, say):
                 if problems:
                     notes.append(f"ceiling {endpoint}: " + "; ".join(problems))
                     continue
-                for name in (mine, base):
-                    run_wrk(ports[name], path, args.warmup or 1, args.connections, latency=False)
+                for name in (mine, base) if args.warmup > 0 else ():
+                    run_wrk(ports[name], path, args.warmup, args.connections, latency=False)
                 rounds = per_endpoint[endpoint] = []
                 for number in range(args.pair_rounds):
                     order = (mine, base) if number % 2 == 0 else (base, mine)
