@@ -583,10 +583,19 @@ def _float_to_url(value):
     return format(decimal.Decimal(repr(number)), "f")
 
 
+def _finite_float(text):
+    """A float wildcard's value; one that overflows to infinity is refused (400)."""
+    number = float(text)
+    if number in (_INFINITY, -_INFINITY):
+        raise OverflowError(f"{text[:20]}... is too large for a float")
+    return number
+
+
+_INFINITY = float("inf")
 _WILDCARD_FILTERS = {
     "": (r"[^/]+", None, _quote_segment),
     "int": (r"-?[0-9]+", int, _quote_segment),
-    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", float, _float_to_url),
+    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", _finite_float, _float_to_url),
     "path": (r".+?", None, _quote_path),
 }
 _WILDCARD_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+)(?::((?:\\.|[^\\>])*))?)?>")
@@ -3410,6 +3419,49 @@ class HTTPProtocol:
         self._set_deadline("header")
 
     def connection_lost(self, exc):
+        try:
+            self._lost()
+        except Exception as error:      # no exception escapes a protocol callback
+            self._fail(error)
+
+    def data_received(self, data):
+        try:
+            self._receive(data)
+        except Exception as error:      # a bug costs this connection, never the server
+            self._fail(error)
+
+    def eof_received(self):
+        try:
+            return self._eof()
+        except Exception as error:
+            self._fail(error)
+            return False
+
+    def resume_writing(self):
+        try:
+            self._resume_writing()
+        except Exception as error:
+            self._fail(error)
+
+    def _fail(self, error):
+        """An unexpected exception while serving this connection: log it, answer 500 when
+        no response is under way, and close this connection only."""
+        log.error("internal error while serving a connection from %s",
+                  self.remote_addr or "-", exc_info=error)
+        busy, self._busy = self._busy, True        # dispatch nothing more
+        self._queue.clear()
+        self._current = None
+        self._state = _DEAD
+        if not busy and not self._closed:
+            try:
+                self._write_error_and_close(ProtocolError(500))
+            except Exception:
+                pass              # logged above; closing is what matters now
+        self._close()
+
+    # -- the callbacks' work --
+
+    def _lost(self):
         self._closed = True
         self.server.connections.discard(self)
         if self._current is not None and self._current._stream is not None:
@@ -3419,7 +3471,7 @@ class HTTPProtocol:
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionError("client disconnected"))
 
-    def data_received(self, data):
+    def _receive(self, data):
         if self._state == _DEAD or self._closed:
             return
         if not self._buffer and self._state == _HEAD and not self._queue:
@@ -3447,7 +3499,7 @@ class HTTPProtocol:
             return
         self._dispatch_next()
 
-    def eof_received(self):
+    def _eof(self):
         # A half-closed client still gets the responses it asked for; then we close.
         if self._current is not None:
             self._refuse(ProtocolError(400, "the body ended early"))
@@ -3461,7 +3513,7 @@ class HTTPProtocol:
     def pause_writing(self):
         self._writing_paused = True
 
-    def resume_writing(self):
+    def _resume_writing(self):
         self._writing_paused = False
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
@@ -3641,11 +3693,16 @@ class HTTPProtocol:
             request.started = time.monotonic()
         request._keep_alive = keep_alive and not server.shutting_down
         has_body = chunked or bool(content_length)
-        route, params, allowed = app.find(method, path)
+        try:
+            route, params, allowed = app.find(method, path)
+        except HTTPError as error:          # a wildcard value that does not convert: 400
+            route, params, allowed = None, {}, None
+            request._routing_outcome = error
         request.route = route
         request.path_params = params
         if route is None:
-            app._routing_error(request, allowed)       # 404, 405, OPTIONS or a redirect
+            if request._routing_outcome is None:
+                app._routing_error(request, allowed)   # 404, 405, OPTIONS or a redirect
         elif content_length is not None and content_length > app.max_body_size:
             request._routing_outcome = HTTPError(
                 413, f"the body is larger than max_body_size ({app.max_body_size} bytes)")
@@ -3810,7 +3867,10 @@ class HTTPProtocol:
             self._busy = False
             self._streaming = False
         if not self._closed:
-            self._dispatch_next()
+            try:
+                self._dispatch_next()
+            except Exception as error:
+                self._fail(error)
 
     # -- writing --
 
@@ -3956,62 +4016,38 @@ class HTTPProtocol:
         return sent
 
     async def _write_stream(self, response, request, chunked):
-        """Send an iterable / async iterable / file body as it is produced."""
-        body = response.body
+        """Send an iterable / async iterable / file body as it is produced.
+
+        One chunk per turn of the event loop: other connections are served between chunks
+        even when the body never suspends (a sync generator, or an async one that never
+        awaits), and a client that goes away stops the body at its next chunk."""
         in_thread = request.route is not None and request.route.route_type is RouteType.thread
+        chunks = _body_chunks(response.body, self.server.thread_pool, in_thread)
         sent = 0
-        iterator = None
         try:
-            if _is_binary_file(body):
-                iterator = _iter_file(body)
-                in_thread = True
-            elif hasattr(body, "__aiter__"):
-                iterator = body.__aiter__()
-            else:
-                iterator = iter(body)
-            while not self._closed:
-                if hasattr(iterator, "__anext__"):
-                    try:
-                        chunk = await iterator.__anext__()
-                    except StopAsyncIteration:
-                        break
-                elif in_thread:
-                    chunk = await self.loop.run_in_executor(
-                        self.server.thread_pool(), next, iterator, _EXHAUSTED)
-                    if chunk is _EXHAUSTED:
-                        break
-                else:
-                    chunk = next(iterator, _EXHAUSTED)
-                    if chunk is _EXHAUSTED:
-                        break
-                if isinstance(chunk, str):
-                    chunk = chunk.encode("utf-8")
-                if not chunk:
-                    continue
-                sent += len(chunk)
+            async for chunk in chunks:
                 if self._closed:
                     break
+                sent += len(chunk)
                 if chunked:
                     self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 else:
                     self.transport.write(chunk)
                 await self._drain()
+                await asyncio.sleep(0)     # let other connections (and signals) in
             else:
+                if chunked and not self._closed:
+                    self.transport.write(b"0\r\n\r\n")
                 return sent
-            if chunked and not self._closed:
-                self.transport.write(b"0\r\n\r\n")
-            return sent
         except (ConnectionError, asyncio.CancelledError):
-            self._close()
-            return sent
+            pass
         except Exception:
             # the response has started: all we can do is log and cut the connection
             log.exception("error while streaming a response body")
-            self._close()
-            return sent
         finally:
-            await _close_iterator(iterator)
-            _close_body(body)
+            await chunks.aclose()          # closes the body: its finally blocks run
+        self._close()
+        return sent
 
 
 _EXHAUSTED = object()
@@ -4045,6 +4081,60 @@ def _close_body(body):
             close()
         except Exception:
             log.exception("error while closing a response body")
+
+
+async def _body_chunks(body, thread_pool, in_thread):
+    """The non-empty chunks of a streamed body, as bytes, one at a time.
+
+    A binary file, and any iterator when ``in_thread`` is true, is read in the thread pool
+    (``thread_pool()`` gives it), so a body that blocks never holds the event loop. However
+    this generator ends, the body is closed (its ``finally`` blocks run): in the thread pool
+    when it was read there."""
+    if _is_binary_file(body):
+        iterator, in_thread = _iter_file(body), True
+    elif hasattr(body, "__aiter__"):
+        iterator = body.__aiter__()
+    else:
+        iterator = iter(body)
+    running = None                 # the next() under way in the thread pool
+    try:
+        while True:
+            if hasattr(iterator, "__anext__"):
+                try:
+                    chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    return
+            elif in_thread:
+                running = thread_pool().submit(next, iterator, _EXHAUSTED)
+                chunk = await asyncio.wrap_future(running)
+            else:
+                chunk = next(iterator, _EXHAUSTED)
+            if chunk is _EXHAUSTED:
+                return
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            if chunk:
+                yield chunk
+    finally:
+        if not in_thread:
+            await _close_iterator(iterator)
+            _close_body(body)
+        elif running is not None and not running.done():
+            # stopped while a chunk is being produced: a generator cannot be closed while it
+            # runs, so its thread closes it as soon as that chunk is done
+            running.add_done_callback(lambda _: _close_bodies(iterator, body))
+        else:
+            try:
+                closing = thread_pool().submit(_close_bodies, iterator, body)
+            except RuntimeError:       # the thread pool is shut down: the server is stopping
+                _close_bodies(iterator, body)
+            else:
+                await asyncio.wrap_future(closing)
+
+
+def _close_bodies(*bodies):
+    for body in bodies:
+        _close_body(body)
 
 
 async def _close_iterator(iterator):
@@ -4102,6 +4192,7 @@ class _Server:
         self.scheme = scheme
         self.connections = set()
         self.shutting_down = False
+        self.hurry = False          # a second signal: stop without waiting for requests
         self.parse_header_lines = _parse_header_lines
         self.use_sendfile = scheme == "http"   # not through TLS
         self.pool = None
@@ -4177,14 +4268,20 @@ class _Server:
         """Finish in-flight requests (up to shutdown_timeout), run shutdown hooks, stop pools."""
         self.shutting_down = True
         deadline = self.loop.time() + self.app.shutdown_timeout
-        while self.connections and self.loop.time() < deadline:
+        while self.connections and self.loop.time() < deadline and not self.hurry:
             for connection in list(self.connections):
                 if connection.is_idle():
                     connection._close()
             if self.connections:
                 await asyncio.sleep(0.02)
+        unfinished = [connection._task for connection in self.connections
+                      if connection._task is not None]
         for connection in list(self.connections):
             connection._close()
+        for task in unfinished:
+            task.cancel()       # a handler or stream still running: its client is gone
+        if unfinished:
+            await asyncio.wait(unfinished, timeout=1.0)
         for handle in (self._sweep_handle, self._date_handle):
             if handle is not None:
                 handle.cancel()
@@ -4353,7 +4450,10 @@ class App(Router):
             if self.redirect_slashes and request.path not in ("/", "*"):
                 other = (request.path[:-1] if request.path.endswith("/")
                          else request.path + "/")
-                route, _, _ = self.find(request.method, other)
+                try:
+                    route, _, _ = self.find(request.method, other)
+                except HTTPError:             # the other path would be refused: no redirect
+                    route = None
                 if route is not None:
                     location = "/" + quote(other, safe="/:@!$&'()*+,;=-._~").lstrip("/")
                     if request.query_string:
@@ -4558,8 +4658,7 @@ class App(Router):
         self.configure_limits(**settings)
         if debug is not None:
             self.debug = debug
-        if not logging.getLogger().handlers and not log.handlers:
-            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        _default_logging()
         loop = _new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -4579,8 +4678,14 @@ class App(Router):
         listener = await loop.create_server(lambda: HTTPProtocol(server), host, port,
                                             ssl=ssl_context, backlog=1024, reuse_address=True)
         stop = asyncio.Event()
+
+        def on_signal():
+            if stop.is_set():
+                log.warning("stopping now, without waiting for requests")
+                server.hurry = True
+            stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         scheme = "https" if ssl_context else "http"
         log.info("pixie_web %s serving on %s://%s:%d (accelerators: %s; pool: %s)",
                  __version__, scheme, host, port, ", ".join(ACCELERATORS) or "none",
@@ -4589,7 +4694,8 @@ class App(Router):
         try:
             await stop.wait()
         finally:
-            log.info("pixie_web: shutting down")
+            log.info("shutting down (up to %gs for requests in flight; "
+                     "press Ctrl+C again to stop at once)", self.shutdown_timeout)
             listener.close()        # refuse new connections at once
             await server.stop()
 
@@ -4622,6 +4728,22 @@ async def _run_middleware(middleware, call_next, request):
     async def next_step(request):
         return await call_next(request)
     return to_response(await middleware(request, next_step))
+
+
+def _default_logging():
+    """Unless the user configured logging: errors and warnings, with their tracebacks, to
+    stderr, and the access log to stdout, one readable line each."""
+    if logging.getLogger().handlers or log.handlers:
+        return
+    errors = logging.StreamHandler(sys.stderr)
+    errors.setFormatter(logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(errors)
+    log.setLevel(logging.INFO)
+    requests = logging.StreamHandler(sys.stdout)
+    requests.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(requests)
+    access_log.propagate = False        # not twice: the line is already on stdout
 
 
 def _ssl_context(ssl_context, certfile, keyfile):
