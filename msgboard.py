@@ -25,7 +25,6 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 
-import pixie_web
 from pixie_web import App, RedirectResponse, Response, RouteType, Sessions, SQLiteStore, template
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -169,14 +168,9 @@ def load_or_create_secret(db_path):
 
 
 def render(name, **variables):
-    """template() with the board's views directory first on the lookup path."""
-    # Includes and rebases are found beside the including template; only the first
-    # lookup needs the board's directory on the shared path, first so it wins.
-    if pixie_web.TEMPLATE_PATH[:1] != [VIEWS_DIR]:
-        while VIEWS_DIR in pixie_web.TEMPLATE_PATH:
-            pixie_web.TEMPLATE_PATH.remove(VIEWS_DIR)
-        pixie_web.TEMPLATE_PATH.insert(0, VIEWS_DIR)
-    return template(name, **variables)
+    """template() looked up in the board's own views directory (the global TEMPLATE_PATH,
+    which other apps in the process may use, is left alone)."""
+    return template(name, template_lookup=[VIEWS_DIR], **variables)
 
 
 def csrf_token(session):

@@ -200,6 +200,12 @@ else:
     json_loads = json.loads
 
 
+def _is_json_type(media_type):
+    """application/json, or a structured-syntax type like application/problem+json."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json"))
+
+
 MAX_JSON_DEPTH = 512
 _JSON_STRUCTURE_RE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
@@ -1520,13 +1526,14 @@ class Request:
 
     @property
     def json(self):
-        """The parsed JSON body when the media type is exactly application/json, else None.
+        """The parsed JSON body when the media type is application/json or any
+        application/*+json (e.g. application/problem+json), else None.
 
         Malformed JSON raises HTTPError(400).
         """
         if self._json is None:
             media_type, _ = _parse_media_type(self.content_type)
-            if media_type != "application/json" or not self.body:
+            if not _is_json_type(media_type) or not self.body:
                 return None
             if _json_too_deep(self.body):
                 raise HTTPError(400, f"request JSON nests deeper than {MAX_JSON_DEPTH} levels")
@@ -2220,14 +2227,19 @@ class SimpleTemplate:
             return self._origin[generated_line - 1]
         return "?"
 
-    def render(self, **variables):
+    def render(self, lookup=None, /, **variables):
+        """The text of the template with ``variables``. Includes and rebases are looked up
+        beside this template, then in ``lookup`` (a list of directories; default
+        TEMPLATE_PATH)."""
         output = []
         env = dict(variables)
         rebase_to = []
-        extra_dirs = [self.directory] if self.directory else []
+        directories = (([self.directory] if self.directory else [])
+                       + list(TEMPLATE_PATH if lookup is None else lookup))
 
         def include(name, /, **kwargs):
-            output.append(_load_template(name, extra_dirs).render(**{**variables, **kwargs}))
+            output.append(_load_template(name, directories).render(
+                lookup, **{**variables, **kwargs}))
 
         def rebase(name, /, **kwargs):
             rebase_to.append((name, kwargs))
@@ -2252,7 +2264,8 @@ class SimpleTemplate:
         text = "".join(output)
         if rebase_to:
             name, kwargs = rebase_to[-1]
-            return _load_template(name, extra_dirs).render(**{**variables, **kwargs, "base": text})
+            return _load_template(name, directories).render(
+                lookup, **{**variables, **kwargs, "base": text})
         return text
 
 
@@ -2272,38 +2285,46 @@ def _compile_file(path, mtime_ns):
         return SimpleTemplate(handle.read(), os.path.basename(path), os.path.dirname(path))
 
 
-def _find_template(name, extra_dirs=()):
+def _find_template(name, directories):
     parts = name.replace("\\", "/").split("/")
     if not name or "\x00" in name or os.path.isabs(name) or ".." in parts or ":" in name:
         raise TemplateError(f"invalid template name {name!r}: names are relative and "
-                            "stay inside TEMPLATE_PATH")
-    for directory in list(extra_dirs) + list(TEMPLATE_PATH):
+                            "stay inside the template directories")
+    for directory in directories:
         root = os.path.realpath(directory)
         for candidate in (name, name + ".tpl", name + ".html"):
             path = os.path.realpath(os.path.join(root, candidate))
             if os.path.commonpath([root, path]) == root and os.path.isfile(path):
                 return path
-    raise TemplateError(f"template {name!r} not found in TEMPLATE_PATH")
+    raise TemplateError(f"template {name!r} not found in {list(directories)}")
 
 
-def _load_template(name_or_source, extra_dirs=()):
+def _load_template(name_or_source, directories):
     if _is_template_source(name_or_source):
         return _compile_source(name_or_source)
-    path = _find_template(name_or_source, extra_dirs)
+    path = _find_template(name_or_source, directories)
     return _compile_file(path, os.stat(path).st_mtime_ns)
 
 
-def template(name_or_source, /, **variables):
-    """Render a template (a name looked up in TEMPLATE_PATH, or source) with ``variables``."""
-    return _load_template(name_or_source).render(**variables)
+def template(name_or_source, /, template_lookup=None, **variables):
+    """Render a template (source, or a name looked up in TEMPLATE_PATH) with ``variables``.
+
+    ``template_lookup``, a list of directories, replaces TEMPLATE_PATH for this call and
+    the includes and rebases it makes (so an app need not change the global list)::
+
+        template("index", template_lookup=["/srv/board/views"], title="Home")
+    """
+    lookup = TEMPLATE_PATH if template_lookup is None else template_lookup
+    return _load_template(name_or_source, lookup).render(template_lookup, **variables)
 
 
-def view(name, **defaults):
-    """Decorator: a handler returning a dict is rendered with the template ``name``; other
-    return values pass through unchanged."""
+def view(name, template_lookup=None, **defaults):
+    """Decorator: a handler returning a dict is rendered with the template ``name`` (looked
+    up in ``template_lookup`` when given, else TEMPLATE_PATH); other return values pass
+    through unchanged."""
     def render(result):
         if isinstance(result, dict):
-            return template(name, **{**defaults, **result})
+            return template(name, template_lookup, **{**defaults, **result})
         return result
 
     def decorator(handler):
@@ -2875,6 +2896,46 @@ class _PoolWorker:
         pass
 
 
+def _pool_start_method(method=None):
+    """The multiprocessing start method of the pool: ``method``, else forkserver where it
+    exists (no fork of a threaded server), else spawn."""
+    if method is not None:
+        return method
+    import multiprocessing
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _unguarded_main_line():
+    """``(path, line)`` when the main script is running a top-level line outside its
+    ``if __name__ == "__main__":`` block right now, else None.
+
+    Pool workers started by spawn or forkserver import the main script again, so a pool
+    started from such a line would be started again, half-way, in every worker."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_globals is getattr(main, "__dict__", None)
+                                     and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None or path is None:
+        return None
+    import ast
+    try:
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    line = frame.f_lineno
+    for node in tree.body:
+        if (isinstance(node, ast.If) and node.lineno <= line <= node.end_lineno
+                and ast.unparse(node.test).replace("'", '"') in _MAIN_GUARDS):
+            return None
+    return path, line
+
+
+_MAIN_GUARDS = ('__name__ == "__main__"', '"__main__" == __name__')
+
+
 class _ProcessPool:
     """The worker processes of ``RouteType.pool`` routes, each reached over its own pipe.
 
@@ -2899,11 +2960,7 @@ class _ProcessPool:
     async def start(self):
         """Start the workers now (not at the first request) and open the stream channel."""
         import multiprocessing
-        method = self.start_method
-        if method is None:
-            methods = multiprocessing.get_all_start_methods()
-            method = "forkserver" if "forkserver" in methods else "spawn"
-        self._context = multiprocessing.get_context(method)
+        self._context = multiprocessing.get_context(_pool_start_method(self.start_method))
         self.channel = _PoolStreamChannel()
         await self.channel.start()
         await asyncio.gather(*(self._start_worker() for _ in range(self.workers)))
@@ -3270,9 +3327,11 @@ _VALID_HOSTS = set()
 
 
 def _check_framing(head, pairs):
-    """Content-Length / Transfer-Encoding / Host / Connection / Expect rules (SPEC §12)."""
+    """The framing rules: one Content-Length or exactly ``chunked`` (never both), one Host
+    (required in HTTP/1.1), at most one Content-Type, Connection and Expect."""
     content_lengths, codings, hosts, connection = [], [], [], []
     expect = ""
+    content_types = 0
     for name, value in pairs:
         if name == "host":
             hosts.append(value)
@@ -3286,6 +3345,10 @@ def _check_framing(head, pairs):
             connection.append(value.lower())
         elif name == "expect":
             expect = value.lower()
+        elif name == "content-type":
+            content_types += 1
+    if content_types > 1:
+        raise ProtocolError(400, "several Content-Type fields")
     head.content_length = None
     head.chunked = False
     if codings:
@@ -3347,6 +3410,8 @@ def split_target(method, raw_target):
     else:
         absolute = _ABSOLUTE_TARGET_RE.fullmatch(raw_target)
         if absolute is None:
+            if method == "CONNECT":      # host:port, a tunnel request: this is no proxy
+                raise ProtocolError(501, "CONNECT is not supported")
             raise ProtocolError(400, "invalid request target")
         host = absolute.group(1).decode("ascii")
         if not _HOST_RE.fullmatch(host):
@@ -4686,6 +4751,11 @@ class App(Router):
             stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
+        if not self._routes:
+            log.warning("this app has no routes: every request will get 404. Routes made "
+                        "with the module-level @route belong to the default app, served by "
+                        "run(); routes made with @app.route are served by run(app=app) "
+                        "or app.run()")
         scheme = "https" if ssl_context else "http"
         log.info("pixie_web %s serving on %s://%s:%d (accelerators: %s; pool: %s)",
                  __version__, scheme, host, port, ", ".join(ACCELERATORS) or "none",
@@ -4909,10 +4979,26 @@ class TestClient:
     def _start(self):
         if self._server is not None:
             return
+        self._check_not_started_at_import()
         self._loop = _new_event_loop()
         self._server = _Server(self.app, self._loop)
         self._loop.run_until_complete(self._server.start(
             self.workers, self.start_method, self.app.executor))
+
+    def _check_not_started_at_import(self):
+        """One clear error instead of multiprocessing's bootstrapping traceback, when a
+        script uses a TestClient with pool routes outside ``if __name__ == "__main__":``."""
+        if (self.workers == 0 or self.app.executor is not None
+                or _pool_start_method(self.start_method) == "fork"
+                or not any(route.route_type is RouteType.pool for route in self.app.routes())):
+            return
+        where = _unguarded_main_line()
+        if where is not None:
+            raise RuntimeError(
+                f"{where[0]}, line {where[1]}: a TestClient for an app with pool routes is "
+                f"used at the top level of the script. Pool workers import the script "
+                f"again, so this line would run again in each of them. Put the code that "
+                f"uses the TestClient under `if __name__ == \"__main__\":`.")
 
     def close(self):
         """Run shutdown hooks and stop the pool."""
@@ -5007,14 +5093,28 @@ class TestClient:
 # ---- CLI and default app --------------------------------------------------------------------
 
 def load_app(target):
-    """Import ``"package.module:attribute"`` (attribute defaults to ``app``)."""
+    """Import ``"package.module:attribute"`` and return that App.
+
+    Without ``:attribute``: the module's ``app`` when it is an App, else its ``default_app``
+    (where the module-level ``@route`` registers), so a script written with ``@route`` runs
+    from the command line too."""
     module_name, _, attribute = target.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module = importlib.import_module(module_name)
-    app = getattr(module, attribute or "app", None)
-    if not isinstance(app, App):
-        raise LookupError(f"{target!r}: {attribute or 'app'} is not a pixie_web App")
+    if attribute:
+        app = getattr(module, attribute, None)
+        if not isinstance(app, App):
+            raise LookupError(f"{target!r}: {attribute} is not a pixie_web App")
+        return app
+    app = getattr(module, "app", None)
+    if isinstance(app, App):
+        return app
+    app = getattr(module, "default_app", default_app)
+    if not isinstance(app, App) or not app.routes():
+        raise LookupError(f"{target!r}: the module has no App named app and registered no "
+                          f"routes with the module-level @route; name the app: "
+                          f"{module_name}:ATTRIBUTE")
     return app
 
 
@@ -5046,13 +5146,19 @@ def main(argv=None):
         print(f"pixie_web {__version__}")
         return 0
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m pixie_web",
-                                     description="Serve a pixie_web app, or list its routes.")
     listing = argv[:1] == ["routes"]
     if listing:
         argv = argv[1:]
-        parser.prog += " routes"
-    parser.add_argument("target", help="module:app, e.g. myapp:app")
+    parser = argparse.ArgumentParser(
+        prog="python -m pixie_web" + (" routes" if listing else ""),
+        description="List the routes of a pixie_web app." if listing else (
+            "Serve a pixie_web app.\n\ncommands:\n"
+            "  python -m pixie_web MODULE[:APP] [options]   serve the app\n"
+            "  python -m pixie_web routes MODULE[:APP]      list its routes"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", metavar="MODULE[:APP]",
+                        help="e.g. myapp:app; without :APP, the module's app, else the "
+                             "routes its module-level @route registered")
     if not listing:
         _run_arguments(parser)
         parser.add_argument("--version", action="version", version=f"pixie_web {__version__}")
@@ -5090,7 +5196,26 @@ middleware = default_app.middleware
 on_startup = default_app.on_startup
 on_shutdown = default_app.on_shutdown
 install = default_app.install
-run = default_app.run
+
+
+def run(app=None, **settings):
+    """Serve ``app`` (default: ``default_app``, where the module-level ``@route`` registers)
+    until SIGINT/SIGTERM; ``settings`` are those of ``App.run``. Example::
+
+        app = App()
+
+        @app.route("/")
+        def index(request):
+            return "Hello"
+
+        run(app=app, port=8080)
+    """
+    if app is None:
+        app = default_app
+    elif not isinstance(app, App):
+        raise TypeError(f"run(app=...) takes a pixie_web App, not {app!r}; give host, port "
+                        f"and the other settings as keywords: run(app=app, port=8080)")
+    return app.run(**settings)
 
 
 if __name__ == "__main__":

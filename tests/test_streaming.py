@@ -1,0 +1,144 @@
+"""Streaming responses never hold the server (every route type, both event loops).
+
+While one client reads an endless stream -- 1 KB chunks 50 ms apart, produced by a
+generator that calls ``time.sleep`` as a beginner would write it -- other clients are
+served; when that client goes away the generator is closed (its ``finally`` runs, also in a
+pool worker); and SIGTERM still stops the server within ``shutdown_timeout``.
+"""
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.conftest import ServerProcess, raw_exchange, status_of
+
+STREAM_ROUTES = ["sync", "thread", "asnc", "asnc-awaiting", "pool"]
+
+
+@pytest.fixture(scope="module")
+def markers(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("markers")
+    with open(directory / "big.bin", "wb") as file:
+        file.truncate(64 * 1024 * 1024)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def servers(markers):
+    started = {}
+
+    def get(mode, **run_kwargs):
+        key = (mode, tuple(sorted(run_kwargs.items())))
+        if key not in started:
+            started[key] = ServerProcess(
+                "tests.apps.streaming_app:app", pure=(mode == "pure"),
+                run_kwargs={"workers": 1, **run_kwargs},
+                env={"STREAM_MARKERS": str(markers)})
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+def open_stream(port, path):
+    """A client reading ``path``: returns the socket after the first body bytes arrived."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < 1024:
+        data = sock.recv(65536)
+        assert data, f"the stream {path} ended early: {received[:200]!r}"
+        received += data
+    assert status_of(received) == 200, received[:200]
+    return sock
+
+
+def ping_time(port):
+    """Seconds one GET /ping takes on a new connection (it must answer "pong")."""
+    started = time.monotonic()
+    reply = raw_exchange(port, b"GET /ping HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                         timeout=5.0)
+    assert reply.endswith(b"pong"), reply
+    return time.monotonic() - started
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.parametrize("route", STREAM_ROUTES)
+def test_others_are_served_while_a_stream_runs_and_a_gone_client_closes_it(
+        servers, markers, parser_mode, route):
+    server = servers(parser_mode)
+    token = f"{parser_mode}-{route}"
+    stream = open_stream(server.port, f"/stream/{route}?token={token}")
+    try:
+        # a stream that held the loop made each of these wait for ever (5 s timeout)
+        assert max(ping_time(server.port) for _ in range(5)) < 2.0
+        assert not (markers / token).exists(), "closed while its client was still reading"
+    finally:
+        stream.close()
+    assert wait_for(lambda: (markers / token).exists()), \
+        f"the {route} stream's generator was not closed after its client went away"
+    assert ping_time(server.port) < 2.0
+
+
+def test_a_client_that_does_not_read_a_large_file_holds_nobody(servers, parser_mode):
+    server = servers(parser_mode)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(b"GET /big-file HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(sock.recv(4096)) == 200
+        assert max(ping_time(server.port) for _ in range(5)) < 2.0
+
+    def file_still_open():
+        fd_dir = f"/proc/{server.pid}/fd"
+        return any(os.readlink(os.path.join(fd_dir, fd)).endswith("big.bin")
+                   for fd in os.listdir(fd_dir))
+    assert wait_for(lambda: not file_still_open()), "the file stayed open after the client left"
+
+
+@pytest.mark.parametrize("route", ["sync", "thread", "pool"])
+def test_sigterm_stops_the_server_within_shutdown_timeout_while_a_stream_runs(
+        markers, parser_mode, route):
+    server = ServerProcess("tests.apps.streaming_app:app", pure=(parser_mode == "pure"),
+                           run_kwargs={"workers": 1, "shutdown_timeout": 1.0},
+                           env={"STREAM_MARKERS": str(markers)})
+    try:
+        stream = open_stream(server.port, f"/stream/{route}?token=term-{parser_mode}-{route}")
+        started = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        server.process.wait(timeout=15)
+        # the stream is cut after the 1 s grace period; the pool stops with the server
+        assert time.monotonic() - started < 5.0
+        assert server.process.returncode == 0, server.output()
+        stream.close()
+    finally:
+        server.stop(sig=signal.SIGKILL)
+
+
+def test_a_second_signal_stops_at_once_without_waiting_for_streams(markers, parser_mode):
+    server = ServerProcess("tests.apps.streaming_app:app", pure=(parser_mode == "pure"),
+                           run_kwargs={"shutdown_timeout": 60.0},
+                           env={"STREAM_MARKERS": str(markers)})
+    try:
+        stream = open_stream(server.port, "/stream/sync?token=twice-" + parser_mode)
+        started = time.monotonic()
+        os.kill(server.pid, signal.SIGINT)
+        time.sleep(0.3)
+        assert server.alive(), "the first signal must wait for the stream (grace period)"
+        os.kill(server.pid, signal.SIGINT)
+        server.process.wait(timeout=15)
+        assert time.monotonic() - started < 5.0
+        assert "stopping now" in server.output()
+        stream.close()
+    finally:
+        server.stop(sig=signal.SIGKILL)
