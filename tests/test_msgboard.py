@@ -444,3 +444,11 @@ def test_concurrent_posts_on_the_real_server_are_all_stored(tmp_path):
         assert stored == {f"v{n} post {i}" for n in range(visitors) for i in range(posts_each)}
     finally:
         server.stop()
+
+
+def test_rendering_pages_leaves_the_global_template_path_alone(client, monkeypatch):
+    # the board finds its views through template(template_lookup=...), so another app in
+    # the same process keeps its own TEMPLATE_PATH
+    monkeypatch.setattr(pixie_web, "TEMPLATE_PATH", ["/somewhere/else"])
+    assert client.get("/").status == 200
+    assert pixie_web.TEMPLATE_PATH == ["/somewhere/else"]

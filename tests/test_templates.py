@@ -426,3 +426,37 @@ def test_long_source_compiles_in_linear_time():
     small = max(min(timed(2_000) for _ in range(3)), 0.002)
     large = timed(20_000)
     assert large <= 40 * small, f"10x the lines took {large / small:.1f}x the time"
+
+
+# ---- template_lookup: directories per call, TEMPLATE_PATH untouched -------------------------
+
+def test_template_lookup_replaces_template_path_for_the_call_and_its_includes(tmp_path, template_path):
+    board, layouts = tmp_path / "board", tmp_path / "layouts"
+    write(board, "page.tpl", '% rebase("frame", title="T")\n% include("part")\nbody {{x}}\n')
+    write(board, "part.tpl", "part\n")
+    write(layouts, "frame.tpl", "<{{title}}>{{!base}}</{{title}}>\n")
+    write(tmp_path / "other", "page.tpl", "the wrong page\n")
+    template_path[:] = [str(tmp_path / "other")]
+    text = template("page", template_lookup=[str(board), str(layouts)], x=1)
+    assert text == "<T>part\nbody 1\n</T>\n"
+    assert template_path == [str(tmp_path / "other")]           # the global list is unchanged
+    assert template("page") == "the wrong page\n"                # and still used without it
+    with pytest.raises(TemplateError, match="not found"):
+        template("frame")                                        # layouts/ only via the lookup
+
+
+def test_view_takes_a_template_lookup(tmp_path):
+    write(tmp_path, "hello.tpl", "hello {{name}}")
+    app = App()
+
+    @app.get("/")
+    @view("hello", template_lookup=[str(tmp_path)])
+    def hello(request):
+        return {"name": "you"}
+    with TestClient(app) as client:
+        assert client.get("/").text == "hello you"
+
+
+def test_a_template_variable_may_be_called_lookup(tmp_path):
+    write(tmp_path, "t.tpl", "{{lookup}}")
+    assert template("t", template_lookup=[str(tmp_path)], lookup="value") == "value"
