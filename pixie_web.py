@@ -4,6 +4,9 @@ Copy this file into a project (it needs only the standard library) and write::
 
     from pixie_web import route, run, RouteType
 
+    def slow_fib(n):
+        return n if n < 2 else slow_fib(n - 1) + slow_fib(n - 2)
+
     @route("/")
     def index(request):
         return "Hello, World!"
@@ -148,7 +151,7 @@ _STATUS_LINES = {
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TOKEN_RE = re.compile(_TOKEN)
 _STR_TOKEN_RE = re.compile(_TOKEN.decode())
-# Control bytes are 0x00-0x1F except HTAB, and 0x7F (SPEC §12 fine print).
+# Control bytes are 0x00-0x1F except HTAB, and 0x7F: never allowed in a head or a header value.
 _CTL_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CTL_STR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _HEAD_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF are checked apart
@@ -1994,7 +1997,7 @@ def _is_binary_file(obj):
 
 
 def to_response(result):
-    """Convert anything a handler may return into a Response (SPEC §3's table)."""
+X
     if isinstance(result, Response):
         return result
     if isinstance(result, str):
