@@ -1997,7 +1997,8 @@ def _is_binary_file(obj):
 
 
 def to_response(result):
-X
+    """Convert anything a handler may return into a Response: str (HTML), bytes, dict/list
+    (JSON), None (204), a tuple, a Response, a generator or file (streamed)."""
     if isinstance(result, Response):
         return result
     if isinstance(result, str):
