@@ -914,7 +914,6 @@ def test_underscore_header_names_are_not_framing_headers(server, header, body):
     b"GET /a b HTTP/1.1",
     b"GET * HTTP/1.1",
     b"GET example.com:443 HTTP/1.1",
-    b"CONNECT example.com:443 HTTP/1.1",
     b"GET foo/bar HTTP/1.1",
     b"GET /\xc3\xa9 HTTP/1.1",
     b"GET /\x00 HTTP/1.1",
@@ -923,12 +922,18 @@ def test_underscore_header_names_are_not_framing_headers(server, header, body):
     b"GET /",
 ], ids=["no-target", "lf-separators", "ftp", "HTTP-111", "HTTP-0.99", "long-version", "HTTP-1.10",
         "lower-case-version", "trailing-space", "double-space-1", "double-space-2", "leading-space",
-        "tabs", "space-in-target", "star-with-get", "authority-form", "connect", "relative",
+        "tabs", "space-in-target", "star-with-get", "authority-form", "relative",
         "raw-non-ascii", "nul", "bare-cr", "del", "no-version"])
 def test_malformed_request_line_is_400(server, request_line):
     # B8: gunicorn 002/003/004/016/018, version_01/02, prefix_06, rfc9112_target_*;
     # aiohttp CVE-2024-23829; Sanic "URL may only contain US-ASCII"
     assert_rejected(server.port, request_line + b"\r\nHost: a\r\n\r\n")
+
+
+def test_connect_is_not_implemented_and_closes(server):
+    # a tunnel request (authority-form target) to a server that is no proxy: 501, then close
+    assert_rejected(server.port, b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+                    statuses=(501,))
 
 
 @pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"HTTP/3.0"])
