@@ -206,7 +206,8 @@ else:
 def _is_json_type(media_type):
     """application/json, or a structured-syntax type like application/problem+json."""
     return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json"))
+        media_type.startswith("application/") and media_type.endswith("+json")
+        and len(media_type) > len("application/+json"))
 
 
 MAX_JSON_DEPTH = 512

@@ -38,15 +38,17 @@ class ChildServer:
     """A server in a child process on 127.0.0.1:``port``; ``stop()`` kills it by pid.
 
     Its output goes to a file, not a pipe: a pipe nobody drains would block a chatty server.
+    With ``separate_stderr`` stdout and stderr go to two files (``output()``, ``errors()``).
     """
 
     name = "server"
 
-    def __init__(self, command, port, env, cwd=ROOT):
+    def __init__(self, command, port, env, cwd=ROOT, separate_stderr=False):
         self.port = port
         self.log_file = tempfile.TemporaryFile()
+        self.error_file = tempfile.TemporaryFile() if separate_stderr else None
         self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self.log_file,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=self.error_file or subprocess.STDOUT)
         self.pid = self.process.pid
         self._wait_ready()
 
@@ -84,9 +86,25 @@ class ChildServer:
         return self.output()
 
     def output(self):
-        """Everything the server printed so far."""
+        """Everything the server printed so far (its stdout only with ``separate_stderr``)."""
         self.log_file.seek(0)
         return self.log_file.read().decode(errors="replace")
+
+    def errors(self):
+        """What the server wrote to stderr (with ``separate_stderr``)."""
+        self.error_file.seek(0)
+        return self.error_file.read().decode(errors="replace")
+
+
+def start_script(tmp_path, source, pure=False, args=()):
+    """Write ``source`` (with PORT replaced by a free port) to tmp_path/app.py and start it as
+    a user would -- ``python app.py`` in that directory, or ``python ARGS...`` when ``args``
+    are given -- with stdout and stderr kept apart."""
+    port = free_port()
+    (tmp_path / "app.py").write_text(source.replace("PORT", str(port)), encoding="utf-8")
+    command = [sys.executable, *(args or ["app.py"])]
+    return ChildServer([part.replace("PORT", str(port)) for part in command], port,
+                       child_env(pure), cwd=tmp_path, separate_stderr=True)
 
 
 def child_env(pure, **extra):

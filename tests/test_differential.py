@@ -194,6 +194,7 @@ KNOWN_ATTACK_HEADS = {
     "B8-http2": (b"GET / HTTP/2.0\r\nHost: a", 505),
     "B8-math-digit-version": (b"GET / HTTP/1.\xf0\x9d\x9f\x99\r\nHost: a", 400),
     "B10-two-hosts": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: evil.example", 400),
+    "B10-two-content-types": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: a/b\r\ncontent-type: c/d", 400),
     "B10-host-with-path": (b"GET / HTTP/1.1\r\nHost: a/admin?x=", 400),
     "B10-no-host": (b"GET / HTTP/1.1\r\nX: y", 400),
     "B12-expect-other": (b"POST / HTTP/1.1\r\nHost: a\r\nExpect: foo", 417),

@@ -983,6 +983,33 @@ def test_missing_duplicate_or_invalid_host_is_400(server, hosts):
     assert_rejected(server.port, b"GET / HTTP/1.1\r\n" + hosts + b"\r\n")
 
 
+@pytest.mark.parametrize("lines", [
+    b"Content-Type: text/plain\r\nContent-Type: application/json\r\n",
+    b"Content-Type: application/json\r\ncontent-type: application/json\r\n",
+], ids=["different", "same"])
+def test_several_content_type_lines_are_400_and_nothing_runs(server, lines):
+    # like a duplicate Host: two readers could take different types for one body
+    body = b'{"a": 1}'
+    assert_rejected(server.port, b"POST /echo HTTP/1.1\r\nHost: a\r\n" + lines
+                    + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+@pytest.mark.parametrize("path", [
+    b"/n/" + b"7" * 5000,                     # more digits than int() converts
+    b"/n/-" + b"%37" * 1500 + b"7" * 2900,     # the same, partly percent-encoded
+    b"/f/" + b"9" * 400,                      # a float that overflows to infinity
+    b"/f/-" + b"9" * 400 + b".5",
+], ids=["int-digits", "int-digits-encoded", "float-overflow", "float-overflow-negative"])
+def test_wildcard_values_that_do_not_convert_are_400_and_the_connection_lives(server, path):
+    before = calls(server.port)
+    request = b"GET " + path + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    data, closed = exchange(server.port, request + b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                            timeout=5.0)
+    replies, _ = parse_all(data, eof=closed)
+    assert [reply.status for reply in replies] == [400, 200], data[:300]
+    assert calls(server.port) == before + 1      # only GET / ran: the handler never saw it
+
+
 @pytest.mark.parametrize("host", [b"example.com", b"127.0.0.1:8080", b"[::1]:8080", b"xn--bcher-kva.example"])
 def test_valid_host_forms_are_accepted(server, host):
     data, closed = exchange(server.port, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")

@@ -362,8 +362,10 @@ def test_content_type_and_content_length(transport):
     assert seen["content_type"] in ("text/plain; charset=utf-8", "text/plain")
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
-def test_json_is_parsed_for_application_json(transport, content_type):
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "application/problem+json",
+    "application/vnd.api+json; charset=utf-8", "Application/LD+JSON"])
+def test_json_is_parsed_for_application_json_and_any_plus_json_type(transport, content_type):
     document = {"name": "é", "list": [1, 2.5, None, True], "nested": {"k": "v"}}
     reply = transport.request("POST", "/json", data=json.dumps(document).encode(),
                               headers={"Content-Type": content_type})
@@ -375,8 +377,11 @@ def test_json_is_parsed_for_application_json(transport, content_type):
     "text/plain;application/json",   # E10: bottle #616 / CVE-2014-3137 (CSRF "simple request")
     "text/plain",
     "application/x-www-form-urlencoded",
+    "text/plain+json",               # +json counts only under application/
+    "application/jsonx",
+    "application/+json",
 ])
-def test_json_is_none_unless_the_media_type_is_exactly_application_json(transport, content_type):
+def test_json_is_none_unless_the_media_type_is_application_json_or_plus_json(transport, content_type):
     reply = transport.request("POST", "/json", data=b'{"a": 1}',
                               headers={"Content-Type": content_type})
     assert reply.status == 200

@@ -43,6 +43,18 @@ def ignore(request):
     return "ignored"
 
 
+@app.get("/n/<n:int>")
+def integer(request, n):
+    _called()
+    return str(n)
+
+
+@app.get("/f/<x:float>")
+def floating(request, x):
+    _called()
+    return repr(x)
+
+
 @app.get("/admin")
 def admin(request):
     """The target of the smuggling tests: it must never be reached by them."""
