@@ -3495,8 +3495,29 @@ class HTTPProtocol:
             self._fail(error)
 
     def data_received(self, data):
+        if self._state == _DEAD or self._closed:
+            return
         try:
-            self._receive(data)
+            try:
+                if not self._buffer and self._state == _HEAD and not self._queue:
+                    end = data.find(b"\r\n\r\n")
+                    if end >= 0 and end == len(data) - 4:
+                        # The usual packet: one whole head and nothing after it (what
+                        # _parse does, minus its loop and buffer bookkeeping).
+                        self._start_request(data[:end])
+                        self._dispatch_next()
+                        return
+                if not self._buffer:
+                    self._buffer = data     # the usual case: parse the bytes as they came
+                elif type(self._buffer) is bytes:
+                    self._buffer = bytearray(self._buffer) + data
+                else:
+                    self._buffer += data
+                self._parse()
+            except ProtocolError as error:
+                self._refuse(error)
+                return
+            self._dispatch_next()
         except Exception as error:      # a bug costs this connection, never the server
             self._fail(error)
 
@@ -3540,34 +3561,6 @@ class HTTPProtocol:
             self._task.cancel()   # stops the body's generator at its next yield
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_exception(ConnectionError("client disconnected"))
-
-    def _receive(self, data):
-        if self._state == _DEAD or self._closed:
-            return
-        if not self._buffer and self._state == _HEAD and not self._queue:
-            end = data.find(b"\r\n\r\n")
-            if end >= 0 and end == len(data) - 4:
-                # The usual packet: one whole head and nothing after it (what _parse does,
-                # minus its loop and buffer bookkeeping).
-                try:
-                    self._start_request(data[:end])
-                except ProtocolError as error:
-                    self._refuse(error)
-                    return
-                self._dispatch_next()
-                return
-        if not self._buffer:
-            self._buffer = data       # the usual case: parse the bytes as they came, no copy
-        elif type(self._buffer) is bytes:
-            self._buffer = bytearray(self._buffer) + data
-        else:
-            self._buffer += data
-        try:
-            self._parse()
-        except ProtocolError as error:
-            self._refuse(error)
-            return
-        self._dispatch_next()
 
     def _eof(self):
         # A half-closed client still gets the responses it asked for; then we close.
