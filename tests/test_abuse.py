@@ -2,7 +2,7 @@
 
 Each abuse test attacks a server started from tests/apps/abuse_app.py (limits set through
 ``run()`` keyword arguments), and ends by checking that the server still answers a normal
-request promptly.  Attack ids (F1, A14, C5, ...) refer to ANCHORS.md Part 4.
+request promptly.  Attack ids (F1, A14, C5, ...) are the advisory classes of SECURITY.md.
 
 Bounds are generous on purpose: the tests prove that a limit or a timeout acts (the socket
 is closed, the status is refused, the time grows linearly), not how fast this machine is.

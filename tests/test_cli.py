@@ -1,4 +1,4 @@
-"""The command line (SPEC §9): ``python -m pixie_web --version``, ``routes module:app`` and
+"""The command line: ``python -m pixie_web --version``, ``routes module:app`` and
 ``module:app --host --port --workers --debug``.  Servers are started with subprocess on
 127.0.0.1, polled for readiness with a deadline, and stopped by pid."""
 import os

@@ -1,4 +1,4 @@
-"""Cookies (SPEC §3, §7, §12; ANCHORS 4-C C3 and 4-G).
+"""Cookies: setting, reading and signing them (SECURITY.md classes C3 and G).
 
 Response side: ``set_cookie``/``delete_cookie`` as they appear on the wire, injection refused.
 Signed cookies: JSON + HMAC-SHA256, tampered / foreign / expired → absent, never pickle.
@@ -253,7 +253,8 @@ def test_tampered_signed_cookie_is_absent(server, variant):
 
 
 def test_signed_cookie_under_another_name_is_absent(server):
-    # SPEC §12: the cookie name is bound into the signature.
+    # the cookie name is bound into the signature: a value signed for one name is not
+    # accepted under another
     value, _ = signed_cookie(server)
     assert signed_value(server, f"other={value}", name="other") == ABSENT
     assert signed_value(server, f"signed={value}", name="signed") == SIGNED_VALUE

@@ -3,7 +3,7 @@ accept and refuse exactly the same bytes, with the same parsed result or the sam
 
 aiohttp's threat model lists "C parser <-> pure-Python divergence" as a risk of its own:
 CVE-2023-47641, CVE-2023-47627, CVE-2024-23829, CVE-2024-52304 and CVE-2025-53643 were all
-in one of its two parsers only (ANCHORS Part 6 §5).  Here both paths are fed the same
+in one of its two parsers only (the DIV class of SECURITY.md).  Here both paths are fed the same
 generated heads -- valid pieces mixed with the mutations those advisories used -- in
 process through ``pixie_web.parse_request_head``, and whole requests (head and body) are fed
 to two real servers, one per path, whose answers must be byte-identical (Date aside).
@@ -167,7 +167,7 @@ def both(head):
 
 
 KNOWN_ATTACK_HEADS = {
-    # id: (head, expected status) -- ANCHORS Part 4 ids
+    # id: (head, expected status) -- the ids of SECURITY.md's advisory classes
     "A1-cl-and-te": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked", 400),
     "A2-two-cl": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 2", 400),
     "A3-cl-list": (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5", 400),

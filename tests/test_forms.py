@@ -1,4 +1,5 @@
-"""Forms and uploads (SPEC §4, §7, §12 "Limits"; ANCHORS 4-E and D5).
+"""Forms and uploads: urlencoded and multipart, their limits (classes E1-E11 and D5 of
+SECURITY.md).
 
 Three levels: the streaming ``MultipartParser`` unit-tested directly (feeding patterns, limits,
 linear time), ``TestClient`` for the limits configured on an ``App`` (same parser and dispatcher
@@ -25,7 +26,7 @@ TARGET = "tests.apps.essentials_app:app"
 BOUNDARY = "----pixie-form-boundary-7MA4YWxk"
 
 
-# ---- building bodies ---------------------------------------------------------------------------
+# ---- building bodies --------------------------------------------------------------------------
 
 def field(name, value):
     """One non-file part (without delimiters)."""
@@ -159,7 +160,7 @@ def test_file_parts_above_the_spool_threshold_keep_their_content():
     assert files["big"].read() == data
 
 
-# ---- limits (ANCHORS 4-E) ---------------------------------------------------------------------
+# ---- limits (SECURITY.md, classes E) ----------------------------------------------------------
 
 def test_a_hundred_thousand_tiny_parts_are_refused_with_413():
     # E1 (werkzeug CVE-2023-25577): the part count is capped (max_form_parts=1000).
@@ -459,7 +460,7 @@ def test_save_to_a_directory_uses_the_sanitised_filename(tmp_path):
 
 
 def test_save_refuses_to_overwrite_unless_asked(tmp_path):
-    # SPEC §12: an existing file without overwrite=True raises FileExistsError.
+    # an existing file is never overwritten unless overwrite=True: FileExistsError
     target = tmp_path / "existing.txt"
     target.write_bytes(b"old")
     upload = one_upload("new.txt", b"new")

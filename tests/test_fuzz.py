@@ -10,7 +10,7 @@ Two kinds of promise are checked for each parser:
   comparing the time for n and 10*n (best of a few runs); a quadratic parser takes ~100x
   longer, the bound is 30x.  No absolute times.
 
-Attack ids (A14, E3, G2, ...) refer to ANCHORS.md Part 4.  The connection-level tests drive
+Attack ids (A14, E3, G2, ...) are the advisory classes of SECURITY.md.  The connection-level tests drive
 ``HTTPProtocol`` over the in-memory transport TestClient uses, so that thousands of inputs
 (and thousands of ways to split them into packets) run in seconds.
 """

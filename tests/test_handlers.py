@@ -1,4 +1,4 @@
-"""Handlers: every kind of return value (SPEC §3), ending a request with
+"""Handlers: every kind of return value, ending a request with
 HTTPError/abort/redirect, error handlers, before/after-request hooks,
 middleware, debug and production 500s, header and cookie safety, and the
 Response API (headers, set_cookie, delete_cookie).
@@ -825,7 +825,7 @@ def test_debug_500_shows_the_traceback(route_type):
 
 @pytest.mark.parametrize("bad", CONTROL_CHARACTERS)
 def test_header_value_with_control_character_is_rejected(bad):
-    # ANCHORS C1 (bottle CVE-2016-9964, gunicorn CVE-2018-1000164, aiohttp #12689)
+    # C1 (bottle CVE-2016-9964, gunicorn CVE-2018-1000164, aiohttp #12689)
     response = Response("x")
     with pytest.raises(ValueError):
         response.headers["X-Value"] = "a" + bad + "Set-Cookie: evil=1"
@@ -835,7 +835,7 @@ def test_header_value_with_control_character_is_rejected(bad):
 
 @pytest.mark.parametrize("bad", CONTROL_CHARACTERS + [" ", ":", "(", "\u00e9"])
 def test_header_name_with_control_or_separator_is_rejected(bad):
-    # ANCHORS C1, C6
+    # C1, C6
     response = Response("x")
     with pytest.raises(ValueError):
         response.headers["X" + bad + "Name"] = "value"
@@ -850,7 +850,7 @@ def test_header_value_with_tab_and_visible_characters_is_accepted():
 @pytest.mark.parametrize("bad", CONTROL_CHARACTERS)
 @pytest.mark.parametrize("field", ["name", "value", "path", "domain", "samesite"])
 def test_cookie_with_control_character_is_rejected(field, bad):
-    # ANCHORS C3 (microdot 2.6.1 "Sanitize cookies")
+    # C3 (microdot 2.6.1 "Sanitize cookies")
     arguments = {"name": "session", "value": "abc", "path": "/", "domain": "example.com",
                  "samesite": "Lax"}
     arguments[field] = arguments[field] + bad + "x"
@@ -861,13 +861,13 @@ def test_cookie_with_control_character_is_rejected(field, bad):
 
 @pytest.mark.parametrize("bad", ["a;b", "a=b", "a b", ""])
 def test_cookie_name_that_is_not_a_token_is_rejected(bad):
-    # ANCHORS C3
+    # C3
     with pytest.raises((ValueError, http.cookies.CookieError)):
         Response("x").set_cookie(bad, "v")
 
 
 def test_cookie_value_cannot_inject_attributes():
-    # ANCHORS C3 (microdot 2.6.2 "Forbid semicolons in cookie values")
+    # C3 (microdot 2.6.2 "Forbid semicolons in cookie values")
     response = call("sync", _cookie_with_semicolon)
     if response.status == 500:
         return  # rejected where it was set: acceptable
@@ -887,7 +887,7 @@ def _cookie_with_semicolon(request):
 
 @pytest.mark.parametrize("bad", CONTROL_CHARACTERS)
 def test_redirect_url_with_control_character_is_rejected(bad):
-    # ANCHORS C1 (bottle #913 / CVE-2016-9964)
+    # C1 (bottle #913 / CVE-2016-9964)
     url = "/next" + bad + "Set-Cookie: evil=1"
     with pytest.raises(ValueError):
         redirect(url)
@@ -915,7 +915,7 @@ def _redirect_injection(request):
 @pytest.mark.parametrize("produce", [_header_injection, _cookie_injection, _redirect_injection],
                          ids=["header", "cookie", "redirect"])
 def test_control_characters_set_in_a_handler_give_500(route_type, produce):
-    # ANCHORS C1, C3
+    # C1, C3
     response = call(route_type, produce)
     assert response.status == 500
     assert "x-injected" not in response.headers
@@ -1118,7 +1118,7 @@ def test_wire_debug_500_shows_the_traceback(server_factory, parser_mode):
                                   "/echo-cookie?v="])
 def test_wire_crlf_from_the_request_is_never_written_as_a_header(server_factory, parser_mode,
                                                                   path):
-    # ANCHORS C1 (bottle CVE-2016-9964, uvicorn CVE-2020-7695), C3
+    # C1 (bottle CVE-2016-9964, uvicorn CVE-2020-7695), C3
     server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
     safe = raw_exchange(server.port, f"GET {path}safe HTTP/1.1\r\nHost: a\r\n"
                                      f"Connection: close\r\n\r\n".encode())

@@ -4,7 +4,7 @@ streaming, Expect, HEAD, and strict rejection of malformed or smuggling requests
 Every test talks to a real server process over raw sockets and runs twice: on
 the pure-Python path and on the accelerated one (uvloop + httptools), through
 the ``parser_mode`` fixture.  Attack ids (A1..A16, B1..B13, F5) refer to
-ANCHORS.md Part 4.
+the advisory classes of SECURITY.md.
 
 Each attack test checks two things: the client gets the expected 4xx/5xx with
 ``Connection: close`` and the connection closes, AND no handler ran — the app's
@@ -595,7 +595,7 @@ def test_responses_are_valid_http11_for_a_strict_client(server):
         assert connection.their_state is h11.MUST_CLOSE
 
 
-# ---- Request framing attacks (ANCHORS 4-A) ------------------------------------------------------
+# ---- Request framing attacks (classes A) --------------------------------------------------------
 
 @pytest.mark.parametrize("payload", [
     b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -787,7 +787,7 @@ def test_bad_request_after_a_good_one_in_the_same_write_stops_the_connection(ser
     assert calls(server.port) == before + 1
 
 
-# ---- Request line and header block attacks (ANCHORS 4-B) ----------------------------------------
+# ---- Request line and header block attacks (classes B) ------------------------------------------
 
 @pytest.mark.parametrize("payload", [
     b"GET / HTTP/1.1\nHost: a\n\n",
@@ -938,7 +938,7 @@ def test_connect_is_not_implemented_and_closes(server):
 
 @pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/1.2", b"HTTP/0.9", b"HTTP/3.0"])
 def test_well_formed_unsupported_version_is_505(server, version):
-    # B8: 505 for a well-formed but unsupported version (SPEC §12)
+    # B8: 505 for a well-formed but unsupported version
     assert_rejected(server.port, b"GET / " + version + b"\r\nHost: a\r\n\r\n", statuses=(505,))
 
 

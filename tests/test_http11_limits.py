@@ -4,7 +4,7 @@ Limits are enforced on buffered bytes even when the client trickles one byte
 per send (B9); short configured timeouts close slow or idle connections
 (F1-F3); a client that pipelines thousands of requests and never reads is
 bounded and does not starve others (A16).  Every test runs on the pure-Python
-and the accelerated path (``parser_mode``).  Ids refer to ANCHORS.md Part 4.
+and the accelerated path (``parser_mode``).  Ids are the advisory classes of SECURITY.md.
 """
 import socket
 import time
@@ -129,7 +129,7 @@ def test_exactly_max_header_count_headers_are_accepted(server):
 
 
 def test_trailers_beyond_the_header_limits_are_431(server):
-    # A13: aiohttp CVE-2026-22815 (unbounded trailers); SPEC §12: trailers beyond the limits -> 431
+    # A13: aiohttp CVE-2026-22815 (unbounded trailers); trailers beyond the limits -> 431
     trailers = b"X-T: a\r\n" * 10000
     assert_limit_rejected(server.port, ECHO_CHUNKED + b"5\r\nhello\r\n0\r\n" + trailers + b"\r\n", 431)
 

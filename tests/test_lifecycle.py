@@ -1,4 +1,4 @@
-"""Start-up and graceful shutdown of a real server process (SPEC §8, §9)."""
+"""Start-up and graceful shutdown of a real server process: hooks, signals, in-flight requests."""
 import os
 import signal
 import socket

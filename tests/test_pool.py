@@ -1,4 +1,4 @@
-"""The dispatcher and the process pool (SPEC §3 pool rows, §4 pool routes, §5, §12 "Pool details").
+"""The dispatcher and the process pool: pool routes, their snapshots, timeouts, crashes, streams.
 
 Most tests run the app of ``tests/apps/pool_app.py`` in a real server process
 with ``workers=2``; a few go through ``TestClient``.  Process trees are read

@@ -1,4 +1,4 @@
-"""The request object (SPEC §4, §12 "Request details"), seen by handlers of tests/apps/request_app.py.
+"""The request object, seen by handlers of tests/apps/request_app.py.
 
 Most tests run three times through the ``transport`` fixture: in-process through ``TestClient``
 and over the wire with ``requests`` against a real server with the pure-Python parser and with

@@ -306,7 +306,7 @@ def test_redirect_slashes_unknown_path_is_still_404():
     ("/<rest:path>/", "/\\evil.example"),          # browsers read "/\\" as "//"
 ])
 def test_redirect_slashes_location_stays_a_local_path(pattern, requested):
-    # ANCHORS D11 (CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg)
+    # D11 (CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg)
     app = App(redirect_slashes=True)
 
     @app.route(pattern)
@@ -1035,7 +1035,7 @@ def test_wire_options_answers_204_with_allow(server_factory, parser_mode):
 
 @pytest.mark.parametrize("target", [b"//evil.example", b"//evil.example/%2e%2e"])
 def test_wire_redirect_slashes_location_stays_a_local_path(server_factory, parser_mode, target):
-    # ANCHORS D11 (CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg)
+    # D11 (CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg)
     server = server_factory(CATCH_ALL_SLASH_APP, pure=(parser_mode == "pure"))
     raw = raw_exchange(server.port,
                        b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")

@@ -1,4 +1,4 @@
-"""Sessions (SPEC §7; ANCHORS G5): ``app.install(Sessions(secret, store=...))``.
+"""Sessions (SECURITY.md class G5): ``app.install(Sessions(secret, store=...))``.
 
 Most tests run once per store (cookie, memory, file, sqlite) through ``TestClient``, which keeps
 cookies between calls like a browser.  The SQLite store is also checked across server restarts

@@ -1,4 +1,4 @@
-"""Static files (SPEC §6; ANCHORS 4-D and C4) against ``app.static``, ``static_file`` and
+"""Static files (SECURITY.md classes D and C4) against ``app.static``, ``static_file`` and
 ``cached_file`` on real servers in both parser modes (tests/apps/essentials_app.py:static_app).
 
 The served tree is built in a tmp dir per test module (symlinks, a sibling ``static_secret.txt``,
@@ -203,7 +203,7 @@ def test_large_file_round_trips_intact(server, tree):
         assert (size, digest.hexdigest()) == (BIG_SIZE, expected), prefix
 
 
-# ---- traversal (ANCHORS 4-D) ------------------------------------------------------------------
+# ---- traversal (SECURITY.md, classes D) -------------------------------------------------------
 
 @pytest.mark.parametrize("target", [
     "/static/../../../../etc/passwd",

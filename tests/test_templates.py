@@ -1,4 +1,4 @@
-"""Templates (SPEC §6, §12 "Templates"; ANCHORS D13, H4): the SimpleTemplate-style engine.
+"""Templates (SECURITY.md classes D13, H4): the SimpleTemplate-style engine.
 
 Unit tests through ``template()``; ``@view`` through ``TestClient``.  Named templates come from
 tests/fixtures/views (read-only) or from tmp dirs (for lookup order, traversal and recompiling).

@@ -1,4 +1,4 @@
-"""TestClient (SPEC §10, §12): verbs, request options, cookies, lifecycle hooks, pool routes, and
+"""TestClient: verbs, request options, cookies, lifecycle hooks, pool routes, and
 that it refuses what the real server refuses.  The app is tests/apps/request_app.py."""
 import json
 import os
@@ -267,7 +267,7 @@ def test_too_many_query_params_is_400(client):
 
 
 def test_handler_setting_a_crlf_header_gives_500(client):
-    # ANCHORS Part 3 #7 (bottle#913): a CRLF in a header value never reaches the wire.
+    # bottle#913: a CRLF in a header value never reaches the wire.
     reply = client.get("/bad-header")
     assert reply.status == 500
     assert "Injected" not in reply.headers

@@ -3,7 +3,7 @@
 ``app``: ordinary routes, streamed responses, errors, header echoes.
 ``slash_app``: ``App(redirect_slashes=True)`` with a plain and a slashed route.
 ``catch_all_slash_app``: ``redirect_slashes=True`` with a root-level path wildcard,
-the shape that turns ``//evil.example`` into an open redirect (ANCHORS D11).
+the shape that turns ``//evil.example`` into an open redirect (class D11 of SECURITY.md).
 """
 import asyncio
 
