@@ -31,12 +31,12 @@ def endless(token):
 
 async def endless_without_awaiting(token):
     # an async generator that never awaits: it gives the loop no chance by itself
+    chunks = endless(token)
     try:
-        while True:
-            time.sleep(0.05)
-            yield CHUNK
+        for chunk in chunks:
+            yield chunk
     finally:
-        mark_closed(token)
+        chunks.close()
 
 
 async def endless_awaiting(token):
