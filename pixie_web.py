@@ -23,7 +23,8 @@ Map of the sections below (each uses only what stands above it):
     Imports and accelerators   stdlib imports; uvloop/httptools/ujson, switch PIXIE_WEB_PURE
     Helpers                    status reasons, byte classes, JSON, dates, header checks, signing
     Data structures            MultiDict, Headers (case-insensitive, multi-valued)
-    Errors                     HTTPError, abort, redirect, ProtocolError, the header-line parser
+    Errors                     HTTPError, abort, redirect, ProtocolError
+    Header fields              the field-line grammar, _HeaderSection, the pure header parser
     Routing                    RouteType, Route, Router (static dict + compiled dynamic matcher)
     Forms and multipart        the streaming multipart parser, FileUpload
     Request                    Request (lazy parsing), query/cookie parsers, the pool snapshot
@@ -143,10 +144,15 @@ def _new_event_loop():
 # ---- Helpers --------------------------------------------------------------------------------
 
 STATUS_REASONS = {status.value: status.phrase for status in HTTPStatus}
-_STATUS_LINES = {
-    (version, code): f"HTTP/{version} {code} {reason}\r\n".encode("latin-1")
-    for version in ("1.0", "1.1") for code, reason in STATUS_REASONS.items()
-}
+# Responses always carry HTTP/1.1, also to HTTP/1.0 clients: a server sends the highest
+# version it conforms to (RFC 9110).
+_STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode("latin-1")
+                 for code, reason in STATUS_REASONS.items()}
+
+# A "%2F" in a request path is kept apart from the real slashes while routing, as this
+# character (a NUL, which a decoded path can never hold), so a one-segment wildcard can
+# carry it.
+_ENCODED_SLASH = "\x00"
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TOKEN_RE = re.compile(_TOKEN)
@@ -526,6 +532,10 @@ class ProtocolError(Exception):
         self.message = message
 
 
+# ---- Header fields --------------------------------------------------------------------------
+# The grammar of a header section (RFC 9110 field-name = token, field-value; RFC 9112 field-line
+# = field-name ":" OWS field-value OWS, lines joined by CRLF) and its parser, used by requests,
+# trailers and multipart parts.
 
 _FIELD_VALUE = r"[\t\x20-\x7e\x80-\xff]*"      # HTAB, SP, VCHAR, obs-text: no CTL, no CR/LF
 _HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + ":" + _FIELD_VALUE + r"\r\n)*"
@@ -958,8 +968,8 @@ class Router:
     def _convert(self, pattern, values, path):
         """The handler's keyword arguments from a pattern's raw values (400 if one of them
         does not convert, e.g. an int of more digits than Python converts)."""
-        if "\x00" in path:               # an encoded slash kept apart while routing
-            values = [value.replace("\x00", "/") for value in values]
+        if _ENCODED_SLASH in path:
+            values = [value.replace(_ENCODED_SLASH, "/") for value in values]
         try:
             if pattern.single is not None:          # the usual case: one wildcard
                 name, to_python = pattern.single
@@ -1041,7 +1051,9 @@ def _allowed_methods(routes):
 _ParsingLimits = namedtuple("_ParsingLimits", [
     "max_query_params", "max_form_parts", "max_part_header_bytes", "max_form_field_size",
     "spool_threshold"])
-_DEFAULT_PARSING_LIMITS = _ParsingLimits(1000, 1000, 8192, 1024 * 1024, 512 * 1024)
+_DEFAULT_PARSING_LIMITS = _ParsingLimits(
+    max_query_params=1000, max_form_parts=1000, max_part_header_bytes=8192,
+    max_form_field_size=1024 * 1024, spool_threshold=512 * 1024)
 _BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # Browsers and curl percent-encode '"' in names (WHATWG): a quoted value has no escapes.
 _PARAM_RE = re.compile(r';[ \t]*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)[ \t]*=[ \t]*'
@@ -3172,10 +3184,14 @@ def _stop_process(process):
         pass   # no loop, or a loop that cannot watch it: multiprocessing reaps it later
 
 
-def _reap(loop, process, tries=100):
+_REAP_INTERVAL = 0.02       # seconds between looks at a worker whose pipe has closed
+_REAP_TRIES = 100
+
+
+def _reap(loop, process, tries=_REAP_TRIES):
     loop.remove_reader(process.sentinel)
     if process.exitcode is None and tries:    # its pipe closed a moment before it ended
-        loop.call_later(0.02, _reap, loop, process, tries - 1)
+        loop.call_later(_REAP_INTERVAL, _reap, loop, process, tries - 1)
 
 
 def _log_late_error(reply):
@@ -3219,7 +3235,6 @@ _REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\
 _SIMPLE_REQUEST_LINE_RE = re.compile(
     rb"(" + _TOKEN + rb") (/[\x21-\x22\x24\x26-\x3e\x40-\x7e]*)(?:\?([\x21-\x22\x24-\x7e]*))?"
     rb" HTTP/1\.([01])(?=\r\n|\Z)")
-_REQUEST_LINE_ANY_VERSION_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) [\x21-\x7e]+")
 _DIGITS_RE = re.compile(rb"[0-9]{1,18}")
 _HOST_RE = re.compile(
     r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?")
@@ -3292,7 +3307,7 @@ _parse_header_lines = (_parse_header_lines_httptools if httptools is not None
                        else _parse_header_lines_pure)
 
 
-class _Head:
+class _RequestHead:
     """A parsed request head: the request line's parts and the _HeaderSection."""
 
     __slots__ = ("method", "raw_target", "http_version", "section")
@@ -3338,7 +3353,7 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     # or LF, so no separate scan of the head is needed.
     request_line = head.partition(b"\r\n")[0]
     method, target, major, minor = parse_request_line(request_line, max_request_line)
-    result = _Head()
+    result = _RequestHead()
     result.method = method.decode("ascii")
     result.raw_target = target
     result.http_version = "1.1" if minor == b"1" else "1.0"
@@ -3447,7 +3462,6 @@ def _check_framing(head, http_version):
     head.expect_continue = bool(expect)
 
 
-_ENCODED_SLASH = "\x00"
 _ENCODED_SLASH_RE = re.compile("%2f", re.IGNORECASE)
 
 
@@ -3496,7 +3510,8 @@ def split_target(method, raw_target):
     return raw_path_text, path, query.decode("ascii"), host
 
 
-_HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
+# What a connection reads next (HTTPProtocol._state); _DEAD: nothing more, it is closing.
+_AWAIT_HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
 _DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout"}
 # The deadline of a connection that went idle since the server's last sweep; the sweep
 # replaces it with now + keepalive_timeout.
@@ -3515,7 +3530,7 @@ class HTTPProtocol:
         self.transport = None
         self.remote_addr = ""
         self._buffer = b""          # bytes as received, or a bytearray accumulating a rest
-        self._state = _HEAD
+        self._state = _AWAIT_HEAD
         self._current = None        # the Request whose body is being read
         self._body_size = 0
         self._remaining = 0         # bytes left in a Content-Length body or a chunk
@@ -3552,7 +3567,7 @@ class HTTPProtocol:
             return
         try:
             try:
-                if not self._buffer and self._state == _HEAD and not self._queue:
+                if not self._buffer and self._state == _AWAIT_HEAD and not self._queue:
                     end = data.find(b"\r\n\r\n")
                     if end >= 0 and end == len(data) - 4:
                         # The usual packet: one whole head and nothing after it (what
@@ -3667,7 +3682,7 @@ class HTTPProtocol:
         try:
             while True:
                 state = self._state
-                if state == _HEAD:
+                if state == _AWAIT_HEAD:
                     if len(self._queue) >= app.max_pipelined:
                         self._pause_reading()
                         break
@@ -3868,7 +3883,7 @@ class HTTPProtocol:
             request._body = parts[0] if len(parts) == 1 else b"".join(parts)
             request._body_parts = None
             self._queue.append(request)
-        self._state = _HEAD
+        self._state = _AWAIT_HEAD
         self.deadline = None
 
     def _check_trailer(self, line):
@@ -3928,7 +3943,7 @@ class HTTPProtocol:
     def _dispatch_next(self):
         while not self._closed and not self._busy and not self._writing_paused:
             if not self._queue:
-                if not (self._buffer and self._state == _HEAD):
+                if not (self._buffer and self._state == _AWAIT_HEAD):
                     break
                 try:
                     self._parse()   # requests held back while we were busy or full
@@ -3955,7 +3970,7 @@ class HTTPProtocol:
             return
         if self._state == _DEAD and not self._queue:
             self._close()
-        elif self._state == _HEAD and not self._queue:
+        elif self._state == _AWAIT_HEAD and not self._queue:
             if self._reading_paused:
                 self._resume_reading()
             if not self._buffer:   # idle: the next sweep starts the keep-alive clock
@@ -3999,7 +4014,7 @@ class HTTPProtocol:
             response = error_response(500)
             status = 500
         body = response.body
-        lines = [_STATUS_LINES.get(("1.1", status))
+        lines = [_STATUS_LINES.get(status)
                  or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
         headers = response._headers
         no_body = status in (204, 304) or status < 200
@@ -4271,11 +4286,7 @@ _SETTINGS = {
     "max_header_bytes": 16384,
     "max_header_count": 100,
     "max_body_size": 16 * 1024 * 1024,
-    "max_query_params": 1000,
-    "max_form_parts": 1000,
-    "max_part_header_bytes": 8192,
-    "max_form_field_size": 1024 * 1024,
-    "spool_threshold": 512 * 1024,
+    **_DEFAULT_PARSING_LIMITS._asdict(),     # query and form limits, set beside their parser
     "max_pipelined": 32,
     "stream_buffer_size": 256 * 1024,
     "header_timeout": 10.0,
@@ -4296,6 +4307,12 @@ def _in_daemonic_process():
     return multiprocessing.current_process().daemon
 
 
+# The sweep that enforces deadlines runs five times per shortest timeout, within these bounds.
+_SWEEP_MIN, _SWEEP_MAX = 0.02, 1.0
+_SHUTDOWN_POLL = 0.02   # seconds between looks for connections gone idle during a shutdown
+_CANCEL_GRACE = 1.0     # seconds cancelled handlers and streams get to finish at shutdown
+
+
 class _Server:
     """What one running server (or TestClient) shares between its connections."""
 
@@ -4313,7 +4330,7 @@ class _Server:
         self._thread_pool = None
         self._sweep_handle = None
         self._date_handle = None
-        self._sweep_interval = max(0.02, min(1.0, min(
+        self._sweep_interval = max(_SWEEP_MIN, min(_SWEEP_MAX, min(
             app.header_timeout, app.body_timeout, app.keepalive_timeout) / 5))
 
     def thread_pool(self):
@@ -4387,7 +4404,7 @@ class _Server:
                 if connection.is_idle():
                     connection._close()
             if self.connections:
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(_SHUTDOWN_POLL)
         unfinished = [connection._task for connection in self.connections
                       if connection._task is not None]
         for connection in list(self.connections):
@@ -4395,7 +4412,7 @@ class _Server:
         for task in unfinished:
             task.cancel()       # a handler or stream still running: its client is gone
         if unfinished:
-            await asyncio.wait(unfinished, timeout=1.0)
+            await asyncio.wait(unfinished, timeout=_CANCEL_GRACE)
         for handle in (self._sweep_handle, self._date_handle):
             if handle is not None:
                 handle.cancel()
