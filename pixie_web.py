@@ -122,9 +122,10 @@ if not PURE:
     except ImportError:
         ujson = None
 
-#: Names of the accelerators in use, e.g. ``["uvloop", "httptools", "ujson"]``.
-ACCELERATORS = [name for name, module in
-                (("uvloop", uvloop), ("httptools", httptools), ("ujson", ujson))
+#: Names of the accelerators in use, e.g. ``["uvloop", "ujson"]``. (httptools, when installed,
+#: is only the second header parser the differential tests compare with: see
+#: _parse_header_lines.)
+ACCELERATORS = [name for name, module in (("uvloop", uvloop), ("ujson", ujson))
                 if module is not None]
 
 
@@ -3303,8 +3304,12 @@ class _RefusedByLLHTTP(Exception):
     """llhttp refused a header section; the pure parser then names the precise reason."""
 
 
-_parse_header_lines = (_parse_header_lines_httptools if httptools is not None
-                       else _parse_header_lines_pure)
+# The server's header parser is the pure one in every build: it validates a section with one
+# C regex and splits pairs only when read, while llhttp calls back into Python once per
+# header (nearly twice the time per request on browser-like headers that change per request;
+# see docs/performance.md). The httptools parser stays as the independent second opinion the
+# differential tests compare it with.
+_parse_header_lines = _parse_header_lines_pure
 
 
 class _RequestHead:
