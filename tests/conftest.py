@@ -181,7 +181,7 @@ def server_factory():
 
 @pytest.fixture(params=["pure", "accelerated"])
 def parser_mode(request):
-    """Run a test once with the pure-Python path and once with uvloop + httptools."""
+    """Run a test once with the pure-Python path and once with the accelerators (uvloop, ujson)."""
     if request.param == "accelerated" and not HAVE_ACCELERATORS:
         pytest.skip("uvloop/httptools not installed: accelerated path not testable")
     return request.param

@@ -2,7 +2,7 @@
 streaming, Expect, HEAD, and strict rejection of malformed or smuggling requests.
 
 Every test talks to a real server process over raw sockets and runs twice: on
-the pure-Python path and on the accelerated one (uvloop + httptools), through
+the pure-Python path and on the accelerated one (uvloop + ujson), through
 the ``parser_mode`` fixture.  Attack ids (A1..A16, B1..B13, F5) refer to
 the advisory classes of SECURITY.md.
 

@@ -2,7 +2,7 @@
 
 Most tests run three times through the ``transport`` fixture: in-process through ``TestClient``
 and over the wire with ``requests`` against a real server with the pure-Python parser and with
-uvloop + httptools.  Tests that need exact bytes (HTTP/1.0, repeated headers, chunked framing)
+uvloop + ujson.  Tests that need exact bytes (HTTP/1.0, repeated headers, chunked framing)
 use raw sockets against the real servers only.
 """
 import hashlib
