@@ -142,6 +142,51 @@ def _new_event_loop():
     return asyncio.new_event_loop()
 
 
+# ---- HTTP grammar --------------------------------------------------------------------------
+# The productions of RFC 9110 and RFC 9112 the server parses, as regular expressions, named
+# after them. Each is deterministic (no nested repetition that can backtrack) and runs in C.
+
+CRLF = b"\r\n"                  # every line of a head ends with it; a bare CR or LF is refused
+_HEAD_END = b"\r\n\r\n"       # the empty line that ends a head
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"                # token (RFC 9110 5.6.2)
+_TOKEN_RE = re.compile(_TOKEN)
+_STR_TOKEN_RE = re.compile(_TOKEN.decode())
+# CTL: 0x00-0x1F except HTAB, and 0x7F: never allowed in a head or a header value.
+_CTL_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CTL_STR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_HEAD_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF are checked apart
+_QUOTED_STRING = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+
+# field-line = field-name ":" OWS field-value OWS (RFC 9112 5), lines joined by CRLF
+_FIELD_VALUE = r"[\t\x20-\x7e\x80-\xff]*"      # HTAB, SP, VCHAR, obs-text: no CTL, no CR/LF
+_HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + ":" + _FIELD_VALUE + r"\r\n)*"
+                              + _TOKEN.decode() + ":" + _FIELD_VALUE)
+_HEADER_LINE_RE = re.compile(r"(" + _TOKEN.decode() + r"):([^\r\n]*)")
+# The lines of a validated block (with a line feed put in front) that the framing rules
+# read: a name is a whole token right after a line feed, so "x-host:" or "hostname:" never
+# match. Searching for the line feed first is three times faster than a MULTILINE "^".
+_FRAMING_LINE_RE = re.compile(
+    r"\n(host|content-length|transfer-encoding|connection|expect|content-type):([^\r\n]*)",
+    re.IGNORECASE | re.ASCII)
+
+# request-line = method SP request-target SP HTTP-version (RFC 9112 3)
+_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# A subset of request-line (then split_target's plain case): origin-form, no "%" or "#" in
+# the path, no "#" in the query, HTTP/1.1 or 1.0; groups: method, path, query, minor.
+_SIMPLE_REQUEST_LINE_RE = re.compile(
+    rb"(" + _TOKEN + rb") (/[\x21-\x22\x24\x26-\x3e\x40-\x7e]*)(?:\?([\x21-\x22\x24-\x7e]*))?"
+    rb" HTTP/1\.([01])(?=\r\n|\Z)")
+# absolute-form = absolute-URI of the http(s) scheme (RFC 9112 3.2.2): authority, the rest
+_ABSOLUTE_TARGET_RE = re.compile(rb"[hH][tT][tT][pP][sS]?://([^/?#]*)([^#]*)")
+# Host = uri-host [ ":" port ] (RFC 9110 7.2), IP-literal included
+_HOST_RE = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?")
+_DIGITS_RE = re.compile(rb"[0-9]{1,18}")                  # Content-Length = 1*DIGIT
+# chunk-size [ chunk-ext ] (RFC 9112 7.1), chunk-ext = *( ";" token [ "=" ( token / quoted-string ) ] )
+_CHUNK_LINE_RE = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*")
+
+
 # ---- Helpers --------------------------------------------------------------------------------
 
 STATUS_REASONS = {status.value: status.phrase for status in HTTPStatus}
@@ -155,13 +200,6 @@ _STATUS_LINES = {code: f"HTTP/1.1 {code} {reason}\r\n".encode("latin-1")
 # carry it.
 _ENCODED_SLASH = "\x00"
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_TOKEN_RE = re.compile(_TOKEN)
-_STR_TOKEN_RE = re.compile(_TOKEN.decode())
-# Control bytes are 0x00-0x1F except HTAB, and 0x7F: never allowed in a head or a header value.
-_CTL_BYTES_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_CTL_STR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
-_HEAD_CTL_RE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # CR and LF are checked apart
 
 
 def _check_header_name(name):
@@ -534,20 +572,9 @@ class ProtocolError(Exception):
 
 
 # ---- Header fields --------------------------------------------------------------------------
-# The grammar of a header section (RFC 9110 field-name = token, field-value; RFC 9112 field-line
-# = field-name ":" OWS field-value OWS, lines joined by CRLF) and its parser, used by requests,
+# The parser of a header section (its grammar is in "HTTP grammar"), used by requests,
 # trailers and multipart parts.
 
-_FIELD_VALUE = r"[\t\x20-\x7e\x80-\xff]*"      # HTAB, SP, VCHAR, obs-text: no CTL, no CR/LF
-_HEADER_BLOCK_RE = re.compile(r"(?:" + _TOKEN.decode() + ":" + _FIELD_VALUE + r"\r\n)*"
-                              + _TOKEN.decode() + ":" + _FIELD_VALUE)
-_HEADER_LINE_RE = re.compile(r"(" + _TOKEN.decode() + r"):([^\r\n]*)")
-# The lines of a validated block (with a line feed put in front) that the framing rules
-# read: a name is a whole token right after a line feed, so "x-host:" or "hostname:" never
-# match. Searching for the line feed first is three times faster than a MULTILINE "^".
-_FRAMING_LINE_RE = re.compile(
-    r"\n(host|content-length|transfer-encoding|connection|expect|content-type):([^\r\n]*)",
-    re.IGNORECASE | re.ASCII)
 
 
 class _HeaderSection:
@@ -782,6 +809,16 @@ class _Bucket:
         return results
 
 
+# Bumped whenever routes, hooks or middleware change anywhere: each App then composes its
+# routes' work again before its next request (App.dispatch).
+_routes_version = 0
+
+
+def _routes_changed():
+    global _routes_version
+    _routes_version += 1
+
+
 class Route:
     """One handler for one method on one path."""
 
@@ -917,6 +954,7 @@ class Router:
             self._names[route.name] = route
         for parent, prefix in self._mounted_on:
             parent._add_mounted(prefix, route)
+        _routes_changed()
         return route
 
     def _add_mounted(self, prefix, route):
@@ -1716,7 +1754,10 @@ def _format_set_cookie(name, value, max_age=None, expires=None, path="/", domain
     return cookie
 
 
-_CONTENT_TYPE_LINES = {}     # validated content type -> its serialised header line
+# validated content type -> its serialised header line (the ones to_response uses first)
+_CONTENT_TYPE_LINES = {content_type: f"Content-Type: {content_type}\r\n".encode("latin-1")
+                       for content_type in ("text/html; charset=utf-8", "application/json",
+                                            "application/octet-stream")}
 
 
 def _add_headers(headers, extra, replace=False):
@@ -1736,6 +1777,10 @@ def _add_headers(headers, extra, replace=False):
 class Response:
     """An HTTP response: ``Response(body="", status=200, headers=None, content_type=None,
     cookies=None)`` (``code=`` is accepted for ``status``)."""
+
+    status = 200            # class defaults, for to_response and for subclasses that skip __init__
+    _headers = None
+    _content_type = None
 
     def __init__(self, body="", status=200, headers=None, content_type=None, cookies=None,
                  *, code=None):
@@ -2049,9 +2094,30 @@ def _is_binary_file(obj):
             or (hasattr(obj, "read") and "b" in getattr(obj, "mode", "")))
 
 
+_RESPONSE_NEW = object.__new__
+
+
 def to_response(result):
     """Convert anything a handler may return into a Response: str (HTML), bytes, dict/list
     (JSON), None (204), a tuple, a Response, a generator or file (streamed)."""
+    kind = type(result)
+    # The common cases first, by exact type (the same results as the general ones below).
+    if kind is str:
+        body, content_type = result.encode("utf-8"), "text/html; charset=utf-8"
+    elif kind is dict or kind is list:
+        body, content_type = json_dumps(result), "application/json"
+    elif kind is bytes:
+        body, content_type = result, "application/octet-stream"
+    else:
+        return _to_response(result)
+    # A 200 of a content type _CONTENT_TYPE_LINES knows: no __init__ and no checks needed.
+    response = _RESPONSE_NEW(Response)
+    response.body = body
+    response._content_type = content_type
+    return response
+
+
+def _to_response(result):
     if isinstance(result, Response):
         return result
     if isinstance(result, str):
@@ -3228,31 +3294,14 @@ class _ExecutorPool:
         pass   # the application owns its executor
 
 
-# ---- HTTP/1.1 protocol ----------------------------------------------------------------------
+# ---- HTTP/1.1 connection (sans-IO) ----------------------------------------------------------
+# Bytes in, events out, no sockets and no asyncio: the request-head parser (request line,
+# header section, framing rules, target), the events, the read state, the receive buffer,
+# the body readers, HTTP11Connection, and serialize_head. The grammar is in "HTTP grammar".
 
-_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
-# A subset of _REQUEST_LINE_RE (then split_target's plain case): origin-form, no "%" or "#"
-# in the path, no "#" in the query, HTTP/1.1 or 1.0; groups: method, path, query, minor.
-_SIMPLE_REQUEST_LINE_RE = re.compile(
-    rb"(" + _TOKEN + rb") (/[\x21-\x22\x24\x26-\x3e\x40-\x7e]*)(?:\?([\x21-\x22\x24-\x7e]*))?"
-    rb" HTTP/1\.([01])(?=\r\n|\Z)")
-_DIGITS_RE = re.compile(rb"[0-9]{1,18}")
-_HOST_RE = re.compile(
-    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]{0,5})?")
-_ABSOLUTE_TARGET_RE = re.compile(rb"[hH][tT][tT][pP][sS]?://([^/?#]*)([^#]*)")
-_QUOTED_STRING = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
-_CHUNK_LINE_RE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*")
+_CANONICAL_REQUEST_LINE = b"GET / HTTP/1.1\r\n"   # put before a header block for llhttp
 _MAX_CHUNK_LINE = 4096
 _FORBIDDEN_TRAILERS = frozenset({"content-length", "transfer-encoding", "host"})
-_CANONICAL_REQUEST_LINE = b"GET / HTTP/1.1\r\n"
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
-_TEXT_HTML_LINE = b"Content-Type: text/html; charset=utf-8\r\n"
-_JSON_LINE = b"Content-Type: application/json\r\n"
-_OCTET_STREAM_LINE = b"Content-Type: application/octet-stream\r\n"
-_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
-_CLOSE = b"Connection: close\r\n"
 
 
 class _HeaderCollector:
@@ -3312,19 +3361,6 @@ class _RefusedByLLHTTP(Exception):
 _parse_header_lines = _parse_header_lines_pure
 
 
-class _RequestHead:
-    """A parsed request head: the request line's parts and the _HeaderSection."""
-
-    __slots__ = ("method", "raw_target", "http_version", "section")
-
-    header_pairs = property(lambda self: self.section)
-    content_length = property(lambda self: self.section.content_length)
-    chunked = property(lambda self: self.section.chunked)
-    keep_alive = property(lambda self: self.section.keep_alive)
-    expect_continue = property(lambda self: self.section.expect_continue)
-    host = property(lambda self: self.section.host)
-
-
 def _raise_request_line_error(request_line):
     if _HEAD_CTL_RE.search(request_line) or b"\r" in request_line or b"\n" in request_line:
         _raise_head_error(request_line)
@@ -3358,7 +3394,7 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     # or LF, so no separate scan of the head is needed.
     request_line = head.partition(b"\r\n")[0]
     method, target, major, minor = parse_request_line(request_line, max_request_line)
-    result = _RequestHead()
+    result = RequestHead()
     result.method = method.decode("ascii")
     result.raw_target = target
     result.http_version = "1.1" if minor == b"1" else "1.0"
@@ -3515,8 +3551,493 @@ def split_target(method, raw_target):
     return raw_path_text, path, query.decode("ascii"), host
 
 
-# What a connection reads next (HTTPProtocol._state); _DEAD: nothing more, it is closing.
-_AWAIT_HEAD, _BODY_LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _TRAILERS, _DEAD = range(6)
+# -- events: what HTTP11Connection.next_events() returns --
+
+class RequestHead:
+    """Event: a parsed, validated request head (the named structure every front end reads).
+
+    ``method``, ``raw_target`` (bytes), ``http_version`` ("1.1"/"1.0") and ``section`` (the
+    _HeaderSection, whose framing fields the properties below expose) come from the parser;
+    ``raw_path``, ``path`` (decoded, for routing: an encoded slash is _ENCODED_SLASH),
+    ``query_string`` and ``target_host`` (from an absolute-form target, else None) from the
+    target. A head announcing a body is followed by Data events and END_OF_MESSAGE, unless
+    the front end calls ``skip_body()``; any other head by END_OF_MESSAGE at once."""
+
+    __slots__ = ("method", "raw_target", "http_version", "section", "raw_path", "path",
+                 "query_string", "target_host")
+
+    header_pairs = property(lambda self: self.section)
+    content_length = property(lambda self: self.section.content_length)
+    chunked = property(lambda self: self.section.chunked)
+    keep_alive = property(lambda self: self.section.keep_alive)
+    expect_continue = property(lambda self: self.section.expect_continue)
+    host = property(lambda self: self.section.host)
+
+    @property
+    def has_body(self):
+        return self.section.chunked or bool(self.section.content_length)
+
+
+class Data:
+    """Event: a piece of a request body, as bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
+class EndOfMessage:
+    """Event: the request (head and body, trailers checked) is complete."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "END_OF_MESSAGE"
+
+
+END_OF_MESSAGE = EndOfMessage()
+# The fourth event is a ProtocolError: the status to answer with, after which the connection
+# reads nothing more.
+
+
+class ReadState(Enum):
+    """What an HTTP11Connection reads next. The legal transitions (_TRANSITIONS):
+
+    AWAIT_HEAD -> AWAIT_HEAD   a head without a body: RequestHead, END_OF_MESSAGE
+    AWAIT_HEAD -> BODY         a head announcing a body: RequestHead (the batch ends there)
+    BODY       -> AWAIT_HEAD   the body is complete: Data..., END_OF_MESSAGE
+    AWAIT_HEAD, BODY -> CLOSED a ProtocolError event, or the front end stops reading
+                               (skip_body(), close()); CLOSED is final
+    """
+
+    AWAIT_HEAD = "waiting for a request head"
+    BODY = "reading a request body"
+    CLOSED = "reading nothing more"
+
+
+# The members as plain globals, for the per-request paths (as the route types).
+_AWAIT_HEAD, _BODY, _CLOSED = ReadState.AWAIT_HEAD, ReadState.BODY, ReadState.CLOSED
+_TRANSITIONS = {
+    _AWAIT_HEAD: frozenset({_AWAIT_HEAD, _BODY, _CLOSED}),
+    _BODY: frozenset({_AWAIT_HEAD, _CLOSED}),
+    _CLOSED: frozenset({_CLOSED}),
+}
+
+
+class ReceiveBuffer(bytearray):
+    """The bytes received and not yet consumed; all slicing of received data happens here.
+
+    A bytearray: deleting what was consumed from its front costs no copy in CPython."""
+
+    __slots__ = ()
+
+    def take_head(self):
+        """The bytes of a whole head (without its final empty line), consumed; else None."""
+        end = self.find(_HEAD_END)
+        if end < 0:
+            return None
+        head = bytes(self[:end])
+        del self[:end + 4]
+        return head
+
+    def take_line(self):
+        """A whole line (without its CRLF), consumed; else None."""
+        end = self.find(CRLF)
+        if end < 0:
+            return None
+        line = bytes(self[:end])
+        del self[:end + 2]
+        return line
+
+    def take(self, size):
+        """Up to ``size`` bytes, consumed."""
+        data = bytes(self[:size])
+        del self[:size]
+        return data
+
+    def take_crlf(self):
+        """Consume a CRLF: True; False if more bytes are needed; ProtocolError if not one."""
+        if self[:2] == CRLF:
+            del self[:2]
+            return True
+        if len(self) >= 2 or self[:1] not in (b"", b"\r"):
+            raise ProtocolError(400, "chunk data not followed by CRLF")
+        return False
+
+
+class ContentLengthReader:
+    """Reads a body of a known size (RFC 9112 6.2)."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, size):
+        self.remaining = size
+
+    def read(self, buffer, events):
+        """Append Data events for what ``buffer`` holds; True once the body is complete."""
+        if self.remaining and buffer:
+            data = buffer.take(self.remaining)
+            self.remaining -= len(data)
+            events.append(Data(data))
+        return not self.remaining
+
+
+class ChunkedReader:
+    """Reads a chunked body (RFC 9112 7.1): size lines, chunk data each followed by CRLF,
+    trailer lines up to the empty line. Limits: ``max_body_size`` (413), and the trailers
+    count against ``max_header_bytes`` and ``max_header_count`` (431)."""
+
+    __slots__ = ("limits", "_step", "remaining", "body_size", "trailer_bytes",
+                 "trailer_count")
+
+    def __init__(self, limits):
+        self.limits = limits
+        self._step = self._size_line
+        self.remaining = 0
+        self.body_size = 0
+        self.trailer_bytes = 0
+        self.trailer_count = 0
+
+    def read(self, buffer, events):
+        """Append Data events for what ``buffer`` holds; True once the body and its
+        trailers are complete. ProtocolError for a malformed or oversized body."""
+        while self._step is not None:
+            if not buffer or not self._step(buffer, events):
+                return False
+        return True
+
+    def _size_line(self, buffer, events):
+        line = buffer.take_line()
+        if line is None:
+            pending = len(buffer)
+            if pending > _MAX_CHUNK_LINE:
+                raise ProtocolError(400, "chunk size line too long")
+            if buffer.find(b"\n") >= 0:
+                raise ProtocolError(400, "bare LF in chunk size line")
+            return False
+        match = _CHUNK_LINE_RE.fullmatch(line)
+        if match is None:
+            raise ProtocolError(400, "malformed chunk size line")
+        size = int(match.group(1), 16)
+        if size == 0:
+            self._step = self._trailer_line
+        else:
+            if self.body_size + size > self.limits.max_body_size:
+                raise ProtocolError(413)
+            self.remaining = size
+            self._step = self._chunk_data
+        return True
+
+    def _chunk_data(self, buffer, events):
+        data = buffer.take(self.remaining)
+        self.remaining -= len(data)
+        self.body_size += len(data)
+        events.append(Data(data))
+        if self.remaining:
+            return False
+        self._step = self._chunk_end
+        return True
+
+    def _chunk_end(self, buffer, events):
+        if not buffer.take_crlf():
+            return False
+        self._step = self._size_line
+        return True
+
+    def _trailer_line(self, buffer, events):
+        limits = self.limits
+        line = buffer.take_line()
+        if line is None:
+            if len(buffer) + self.trailer_bytes > limits.max_header_bytes:
+                raise ProtocolError(431, "trailer section too large")
+            if buffer.find(b"\n") >= 0:
+                raise ProtocolError(400, "bare LF in trailers")
+            return False
+        if not line:
+            self._step = None       # the empty line: the message is complete
+            return True
+        self.trailer_bytes += len(line) + 2
+        self.trailer_count += 1
+        if (self.trailer_bytes > limits.max_header_bytes
+                or self.trailer_count > limits.max_header_count):
+            raise ProtocolError(431, "trailer section too large")
+        if _HEAD_CTL_RE.search(line) or b"\r" in line or b"\n" in line:
+            raise ProtocolError(400, "control character in a trailer")
+        [(name, _)] = _parse_header_lines_pure(line)
+        if name in _FORBIDDEN_TRAILERS:
+            raise ProtocolError(400, f"{name} is not allowed in trailers")
+        return True
+
+
+class HTTP11Connection:
+    """The server side of one HTTP/1.1 connection, without I/O (in the shape of h11).
+
+    Bytes in (``receive_data``), events out (``next_events``: RequestHead, Data,
+    END_OF_MESSAGE, ProtocolError), heads out (``serialize_head``, a module function).
+    ``limits`` is any object with the App's limit attributes (max_request_line,
+    max_header_bytes, max_header_count, max_body_size); ``head_cache`` a dict remembering
+    accepted header sections (see parse_header_section); ``parse_lines`` the header-line
+    parser. It knows nothing of routes: a front end that will not read an announced body
+    (a refused request) calls ``skip_body()``, after which nothing more is read.
+    """
+
+    __slots__ = ("state", "buffer", "limits", "head_cache", "parse_lines", "_reader")
+
+    def __init__(self, limits, head_cache=None, parse_lines=None):
+        self.state = _AWAIT_HEAD
+        self.buffer = ReceiveBuffer()
+        self.limits = limits
+        self.head_cache = head_cache
+        self.parse_lines = parse_lines or _parse_header_lines
+        self._reader = None
+
+    def _goto(self, state):
+        if state not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"illegal HTTP/1.1 state change: {self.state} -> {state}")
+        self.state = state
+
+    def receive_data(self, data):
+        """Bytes from the peer (ignored once CLOSED)."""
+        if self.state is not _CLOSED:
+            self.buffer += data
+
+    def receive(self, data, max_heads):
+        """receive_data(data), then next_events(max_heads), in one call."""
+        if self.state is _AWAIT_HEAD and not self.buffer and max_heads > 0:
+            events = self._receive_one_head(data)
+            if events is not None:
+                return events
+        self.receive_data(data)
+        return self.next_events(max_heads)
+
+    def _receive_one_head(self, data):
+        # Fast path: the usual packet is exactly one whole head without a body, and nothing
+        # is buffered: no buffer, no loop. None when the packet is anything else.
+        end = data.find(_HEAD_END)
+        if end < 0 or end != len(data) - 4:
+            return None
+        try:
+            head = self.read_head(data[:end])
+        except ProtocolError as error:
+            self.close()
+            return [error]
+        section = head.section
+        if section.chunked or section.content_length:
+            self._reader = (ChunkedReader(self.limits) if section.chunked
+                            else ContentLengthReader(section.content_length))
+            self._goto(_BODY)
+            return [head]
+        return [head, END_OF_MESSAGE]
+
+    def next_events(self, max_heads):
+        """The events the buffered bytes complete, in order, with at most ``max_heads``
+        request heads. A head announcing a body ends the batch, so that the front end
+        decides whether to read it (or skip_body()) before any of its Data. A
+        ProtocolError event is the last one ever."""
+        events = []
+        buffer = self.buffer
+        try:
+            while True:
+                state = self.state
+                if state is _AWAIT_HEAD:
+                    if max_heads <= 0:
+                        break
+                    head_bytes = buffer.take_head()
+                    if head_bytes is None:
+                        self._check_partial_head()
+                        break
+                    max_heads -= 1
+                    head = self.read_head(head_bytes)
+                    events.append(head)
+                    if head.section.chunked:
+                        self._reader = ChunkedReader(self.limits)
+                    elif head.section.content_length:
+                        self._reader = ContentLengthReader(head.section.content_length)
+                    else:
+                        events.append(END_OF_MESSAGE)
+                        if not buffer:
+                            break           # the usual packet: one whole head
+                        continue
+                    self._goto(_BODY)
+                    break
+                elif state is _BODY:
+                    if not self._reader.read(buffer, events):
+                        break
+                    self._reader = None
+                    self._goto(_AWAIT_HEAD)
+                    events.append(END_OF_MESSAGE)
+                else:
+                    break
+        except ProtocolError as error:
+            self.close()
+            events.append(error)
+        return events
+
+    def read_head(self, head_bytes):
+        """The RequestHead of the bytes of a whole head; ProtocolError if it is refused."""
+        limits = self.limits
+        simple = _SIMPLE_REQUEST_LINE_RE.match(head_bytes)
+        if simple is None or simple.end() > limits.max_request_line:
+            head = parse_request_head(head_bytes, limits.max_request_line,
+                                      limits.max_header_count, self.parse_lines,
+                                      limits.max_header_bytes, self.head_cache)
+            head.raw_path, head.path, head.query_string, head.target_host = split_target(
+                head.method, head.raw_target)
+            return head
+        # Most heads have a plain origin-form target (no "%", no "#"): the narrower
+        # request-line regex reads it with the same values and nothing to decode.
+        line_end = simple.end()
+        cache = self.head_cache
+        section = (cache.get(head_bytes[line_end - 1:]) if cache is not None else None) \
+            or parse_header_section(head_bytes, line_end, limits.max_header_count,
+                                    self.parse_lines, limits.max_header_bytes, cache)
+        method, raw_path, query, minor = simple.groups()
+        head = RequestHead()
+        head.method = method.decode("ascii")
+        head.raw_target = None      # not kept: the target's parts are below
+        head.http_version = "1.1" if minor == b"1" else "1.0"
+        head.section = section
+        head.raw_path = head.path = raw_path.decode("ascii")
+        head.query_string = query.decode("ascii") if query else ""
+        head.target_host = None
+        return head
+
+    def _check_partial_head(self):
+        """Refuse an incomplete head as soon as it cannot succeed, with the answer the whole
+        head would get (the request line is judged first), whatever the packet split."""
+        limits = self.limits
+        buffer = self.buffer
+        pending = len(buffer)
+        if not pending:
+            return
+        first_line_end = buffer.find(CRLF)
+        if first_line_end < 0:
+            if pending > limits.max_request_line:
+                raise ProtocolError(414)
+            if buffer.find(b"\n") >= 0:
+                raise ProtocolError(400, "lines must end with CRLF")
+            return
+        rest = bytes(buffer)
+        parse_request_line(rest[:first_line_end], limits.max_request_line)
+        if pending > limits.max_request_line + limits.max_header_bytes + 4:
+            raise ProtocolError(431, "header section too large")
+        if rest.count(b"\n") != rest.count(CRLF):
+            raise ProtocolError(400, "lines must end with CRLF")
+
+    def skip_body(self):
+        """The front end will not read the body just announced (it answers and closes)."""
+        self.close()
+
+    def close(self):
+        """Read nothing more."""
+        self._goto(_CLOSED)
+        self.buffer.clear()
+        self._reader = None
+
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_STATUS_200 = b"HTTP/1.1 200 OK\r\n"
+_OCTET_STREAM_LINE = b"Content-Type: application/octet-stream\r\n"
+_TEXT_HTML_LINE = b"Content-Type: text/html; charset=utf-8\r\n"
+_KEEP_ALIVE_10 = b"Connection: keep-alive\r\n"
+_CLOSE = b"Connection: close\r\n"
+# Fields a response's headers may not set: the serialiser writes them from the framing.
+_FRAMING_RESPONSE_FIELDS = ("content-length", "transfer-encoding", "connection", "date")
+
+
+def serialize_head(response, version, keep_alive):
+    """Serialise a response's status line and headers for an HTTP/1.1 connection; every
+    writer uses this. Returns ``(head bytes, body bytes or None, keep_alive)``: the body is
+    None when it must be streamed (iterable or file); ``keep_alive`` is False when the
+    response closes the connection (asked for, or a streamed body HTTP/1.0 cannot frame)."""
+    body = response.body
+    if response._headers is None and response.status == 200 and body:
+        # The common response: a 200 with a body in memory and at most a content type.
+        content_type = response._content_type
+        if type(body) is bytes:
+            line = (_OCTET_STREAM_LINE if content_type is None
+                    else _CONTENT_TYPE_LINES.get(content_type))
+        elif type(body) is str:
+            body = body.encode("utf-8")
+            line = (_TEXT_HTML_LINE if content_type is None
+                    else _CONTENT_TYPE_LINES.get(content_type))
+        else:
+            line = None
+        if line is not None:
+            if keep_alive:
+                connection = _KEEP_ALIVE_10 if version == "1.0" else b""
+            else:
+                connection = _CLOSE
+            return b"%s%sContent-Length: %d\r\n%s%s\r\n" % (
+                _STATUS_200, line, len(body), _date_cache.line, connection), body, keep_alive
+    return _serialize_head_fully(response, version, keep_alive)
+
+
+def _serialize_head_fully(response, version, keep_alive):
+    status = response.status
+    if type(status) is not int or not 100 <= status <= 999:
+        log.error("invalid response status %r: a status is a 3-digit integer", status)
+        response = error_response(500)
+        status = 500
+    body = response.body
+    lines = [_STATUS_LINES.get(status)
+             or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
+    headers = response._headers
+    no_body = status in (204, 304) or status < 200
+    content_type = response._content_type
+    if content_type is not None:
+        line = _CONTENT_TYPE_LINES.get(content_type)
+        if line is None:
+            line = f"Content-Type: {content_type}\r\n".encode("latin-1", "replace")
+            if len(_CONTENT_TYPE_LINES) < 64:     # the few types an app uses
+                _CONTENT_TYPE_LINES[content_type] = line
+        lines.append(line)
+    if headers:
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower in _FRAMING_RESPONSE_FIELDS:
+                if lower == "connection" and value.lower() == "close":
+                    keep_alive = False
+                continue
+            if lower == "content-type":
+                content_type = value
+            lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+        if content_type is None and body:
+            lines.append(b"Content-Type: text/html; charset=utf-8\r\n")
+    if no_body:
+        body = b""
+    elif body is None and not isinstance(response, FileResponse):
+        body = b""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        if content_type is None and body and not isinstance(response.body, str):
+            lines.append(_OCTET_STREAM_LINE)
+        if not no_body:
+            lines.append(b"Content-Length: %d\r\n" % len(body))
+    else:
+        body = None
+        size = getattr(response, "_size", None)
+        if size is not None:
+            lines.append(b"Content-Length: %d\r\n" % size)
+        elif version == "1.1":
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            keep_alive = False
+    lines.append(_date_cache.line)
+    if not keep_alive:
+        lines.append(_CLOSE)
+    elif version == "1.0":
+        lines.append(_KEEP_ALIVE_10)
+    lines.append(CRLF)
+    return b"".join(lines), body, keep_alive
+
+
+# ---- HTTP/1.1 server protocol ---------------------------------------------------------------
+# The asyncio glue between an HTTP11Connection, the transport, the deadlines and the queue of
+# requests answered in order. What a request means is the App's (route_request, dispatch).
+
 _DEADLINE_SETTINGS = {"header": "header_timeout", "body": "body_timeout"}
 # The deadline of a connection that went idle since the server's last sweep; the sweep
 # replaces it with now + keepalive_timeout.
@@ -3524,7 +4045,8 @@ _IDLE_SINCE_LAST_SWEEP = -1.0
 
 
 class HTTPProtocol:
-    """One client connection: parses requests, dispatches them in order, writes responses.
+    """One client connection: feeds its bytes to an HTTP11Connection, queues the requests
+    that come out, has the app answer them in order, writes the responses.
 
     An asyncio protocol by its methods (asyncio and uvloop need no base class for it)."""
 
@@ -3534,15 +4056,11 @@ class HTTPProtocol:
         self.loop = server.loop
         self.transport = None
         self.remote_addr = ""
-        self._buffer = b""          # bytes as received, or a bytearray accumulating a rest
-        self._state = _AWAIT_HEAD
+        self._connection = HTTP11Connection(self.app, self.app._head_cache,
+                                            server.parse_header_lines)
         self._current = None        # the Request whose body is being read
-        self._body_size = 0
-        self._remaining = 0         # bytes left in a Content-Length body or a chunk
-        self._trailer_bytes = 0
-        self._trailer_count = 0
-        self._queue = deque()       # Requests whose bodies are complete
-        self._busy = False
+        self._queue = deque()       # Requests whose bodies are complete (or streamed)
+        self._busy = False          # a response is being produced or written
         self._closed = False
         self._reading_paused = False
         self._writing_paused = False
@@ -3568,26 +4086,11 @@ class HTTPProtocol:
             self._fail(error)
 
     def data_received(self, data):
-        if self._state == _DEAD or self._closed:
+        if self._closed:
             return
         try:
-            try:
-                if not self._buffer and self._state == _AWAIT_HEAD and not self._queue:
-                    end = data.find(b"\r\n\r\n")
-                    if end >= 0 and end == len(data) - 4:
-                        # The usual packet: one whole head and nothing after it (what
-                        # _parse does, minus its loop and buffer bookkeeping).
-                        self._start_request(data[:end])
-                        self._dispatch_next()
-                        return
-                if not self._buffer:
-                    self._buffer = data     # the usual case: parse the bytes as they came
-                elif type(self._buffer) is bytes:
-                    self._buffer = bytearray(self._buffer) + data
-                else:
-                    self._buffer += data
-                self._parse()
-            except ProtocolError as error:
+            error = self._read_requests(data)
+            if error is not None:
                 self._refuse(error)
                 return
             self._dispatch_next()
@@ -3607,6 +4110,9 @@ class HTTPProtocol:
         except Exception as error:
             self._fail(error)
 
+    def pause_writing(self):
+        self._writing_paused = True
+
     def _fail(self, error):
         """An unexpected exception while serving this connection: log it, answer 500 when
         no response is under way, and close this connection only."""
@@ -3615,7 +4121,7 @@ class HTTPProtocol:
         busy, self._busy = self._busy, True        # dispatch nothing more
         self._queue.clear()
         self._current = None
-        self._state = _DEAD
+        self._connection.close()
         if not busy and not self._closed:
             try:
                 self._write_error_and_close(ProtocolError(500))
@@ -3643,11 +4149,8 @@ class HTTPProtocol:
         if not self._busy and not self._queue:
             self._close()
             return False
-        self._state = _DEAD
+        self._connection.close()
         return True
-
-    def pause_writing(self):
-        self._writing_paused = True
 
     def _resume_writing(self):
         self._writing_paused = False
@@ -3665,7 +4168,7 @@ class HTTPProtocol:
 
     def is_idle(self):
         """True between requests: nothing buffered, queued, or being answered."""
-        return not (self._busy or self._queue or self._buffer or self._current)
+        return not (self._busy or self._queue or self._connection.buffer or self._current)
 
     def _set_deadline(self, kind):
         self.deadline = time.monotonic() + getattr(self.app, _DEADLINE_SETTINGS[kind])
@@ -3673,207 +4176,84 @@ class HTTPProtocol:
 
     def deadline_passed(self):
         kind, self.deadline = self.deadline_kind, None
-        if kind == "idle" or (kind == "header" and not self._buffer):
+        if kind == "idle" or (kind == "header" and not self._connection.buffer):
             self._close()
         else:
             self._refuse(ProtocolError(408, "the request took too long to arrive"))
 
-    # -- parsing --
+    # -- reading requests --
 
-    def _parse(self):
-        buffer = self._buffer
-        position = 0
-        app = self.app
-        try:
-            while True:
-                state = self._state
-                if state == _AWAIT_HEAD:
-                    if len(self._queue) >= app.max_pipelined:
-                        self._pause_reading()
-                        break
-                    end = buffer.find(b"\r\n\r\n", position)
-                    if end < 0:
-                        self._check_partial_head(buffer, position)
-                        break
-                    self._start_request(bytes(buffer[position:end]))
-                    position = end + 4
-                elif state == _BODY_LENGTH:
-                    take = min(self._remaining, len(buffer) - position)
-                    if take:
-                        self._body_chunk(buffer[position:position + take])
-                        position += take
-                        self._remaining -= take
-                    if self._remaining:
-                        break
-                    self._finish_body()
-                elif state == _CHUNK_SIZE:
-                    end = buffer.find(b"\r\n", position)
-                    if end < 0:
-                        if len(buffer) - position > _MAX_CHUNK_LINE:
-                            raise ProtocolError(400, "chunk size line too long")
-                        if b"\n" in buffer[position:]:
-                            raise ProtocolError(400, "bare LF in chunk size line")
-                        break
-                    match = _CHUNK_LINE_RE.fullmatch(buffer, position, end)
-                    if match is None:
-                        raise ProtocolError(400, "malformed chunk size line")
-                    size = int(match.group(1), 16)
-                    position = end + 2
-                    if size == 0:
-                        self._state = _TRAILERS
-                    else:
-                        if self._body_size + size > app.max_body_size:
-                            raise ProtocolError(413)
-                        self._remaining = size
-                        self._state = _CHUNK_DATA
-                elif state == _CHUNK_DATA:
-                    available = len(buffer) - position
-                    if self._remaining:
-                        take = min(self._remaining, available)
-                        self._body_chunk(buffer[position:position + take])
-                        position += take
-                        self._remaining -= take
-                        available -= take
-                        if self._remaining:
-                            break
-                    if available < 2:
-                        if available == 1 and buffer[position] != 13:
-                            raise ProtocolError(400, "chunk data not followed by CRLF")
-                        break
-                    if buffer[position] != 13 or buffer[position + 1] != 10:
-                        raise ProtocolError(400, "chunk data not followed by CRLF")
-                    position += 2
-                    self._state = _CHUNK_SIZE
-                elif state == _TRAILERS:
-                    end = buffer.find(b"\r\n", position)
-                    if end < 0:
-                        if len(buffer) - position + self._trailer_bytes > app.max_header_bytes:
-                            raise ProtocolError(431, "trailer section too large")
-                        if b"\n" in buffer[position:]:
-                            raise ProtocolError(400, "bare LF in trailers")
-                        break
-                    line = bytes(buffer[position:end])
-                    position = end + 2
-                    if not line:
+    def _read_requests(self, data=None):
+        """Give the connection ``data`` (if any) and queue the requests its events complete,
+        at most max_pipelined waiting; return the ProtocolError that ends the connection,
+        if one came."""
+        connection = self._connection
+        while True:
+            room = self.app.max_pipelined - len(self._queue)
+            if data is not None:
+                events, data = connection.receive(data, room), None
+            elif room > 0 or connection.state is _BODY:     # a body is always read on
+                events = connection.next_events(room)
+            else:
+                self._pause_reading()       # resumed when the queue has room again
+                return None
+            for event in events:
+                kind = type(event)
+                if kind is RequestHead:
+                    self._start_request(event)
+                elif kind is Data:
+                    self._body_data(event.data)
+                elif kind is EndOfMessage:
+                    if self._current is not None:
                         self._finish_body()
-                        continue
-                    self._check_trailer(line)
                 else:
-                    break
-        finally:
-            if position:
-                if position == len(buffer):
-                    self._buffer = b""
-                elif type(buffer) is bytearray:
-                    del buffer[:position]
-                else:
-                    self._buffer = bytearray(buffer[position:])
+                    return event            # a ProtocolError: the last event
+            if not events or (connection.state is _AWAIT_HEAD and not connection.buffer):
+                return None                 # else a body began, or the queue filled up
 
-    def _check_partial_head(self, buffer, position):
-        """Refuse an incomplete head as soon as it cannot succeed, with the answer the whole
-        head would get (the request line is judged first), whatever the packet split."""
-        pending = len(buffer) - position
-        if not pending:
-            return
-        app = self.app
-        first_line_end = buffer.find(b"\r\n", position)
-        if first_line_end < 0:
-            if pending > app.max_request_line:
-                raise ProtocolError(414)
-            if b"\n" in buffer[position:]:
-                raise ProtocolError(400, "lines must end with CRLF")
-            return
-        parse_request_line(bytes(buffer[position:first_line_end]), app.max_request_line)
-        if pending > app.max_request_line + app.max_header_bytes + 4:
-            raise ProtocolError(431, "header section too large")
-        line_feeds = buffer.count(b"\n", position)
-        if line_feeds != buffer.count(b"\r\n", position):
-            raise ProtocolError(400, "lines must end with CRLF")
-
-    def _start_request(self, head_bytes):
+    def _start_request(self, head):
+        """A head arrived: make its Request and have the app route it, which decides how
+        (and whether) its body is read."""
         app = self.app
         server = self.server
-        # The common head: a plain origin-form target (no "%", no "#"). The simple request-line
-        # regex accepts a subset of what the full parser accepts and yields the same values,
-        # so only the header section is left, often one seen before.
-        simple = _SIMPLE_REQUEST_LINE_RE.match(head_bytes)
-        if simple is not None and simple.end() <= app.max_request_line:
-            line_end = simple.end()
-            section = app._head_cache.get(head_bytes[line_end - 1:]) or parse_header_section(
-                head_bytes, line_end, app.max_header_count, server.parse_header_lines,
-                app.max_header_bytes, app._head_cache)
-            method, raw_path, query, minor = simple.groups()
-            method = method.decode("ascii")
-            # no "%" in the simple target: nothing is decoded, no encoded slash to restore
-            request_path = path = raw_path = raw_path.decode("ascii")
-            query = query.decode("ascii") if query else ""
-            version = "1.1" if minor == b"1" else "1.0"
-            target_host = None
-        else:
-            head = parse_request_head(head_bytes, app.max_request_line, app.max_header_count,
-                                      server.parse_header_lines, app.max_header_bytes,
-                                      app._head_cache)
-            method, version, section = head.method, head.http_version, head.section
-            raw_path, path, query, target_host = split_target(method, head.raw_target)
-            # routing keeps an encoded slash apart (one segment); the request shows a "/"
-            request_path = (path.replace(_ENCODED_SLASH, "/") if _ENCODED_SLASH in path
-                            else path)
-        content_length, chunked = section.content_length, section.chunked
-        keep_alive, expect_continue = section.keep_alive, section.expect_continue
-        request = Request(method, raw_path, request_path, query, version,
-                          section, b"", self.remote_addr, server.scheme, target_host, app)
+        section = head.section
+        path = head.path
+        request = Request(head.method, head.raw_path,
+                          # routing keeps an encoded slash apart; the request shows a "/"
+                          path.replace(_ENCODED_SLASH, "/") if _ENCODED_SLASH in path else path,
+                          head.query_string, head.http_version, section, b"",
+                          self.remote_addr, server.scheme, head.target_host, app)
         request._server = server
         if server.access_log:
             request.started = time.monotonic()
-        request._keep_alive = keep_alive and not server.shutting_down
-        has_body = chunked or bool(content_length)
-        try:
-            route, params, allowed = app.find(method, path)
-        except HTTPError as error:          # a wildcard value that does not convert: 400
-            route, params, allowed = None, {}, None
-            request._routing_outcome = error
-        request.route = route
-        request.path_params = params
-        if route is None:
-            if request._routing_outcome is None:
-                app._routing_error(request, allowed)   # 404, 405, OPTIONS or a redirect
-        elif content_length is not None and content_length > app.max_body_size:
-            request._routing_outcome = HTTPError(
-                413, f"the body is larger than max_body_size ({app.max_body_size} bytes)")
-        refused = request._routing_outcome is not None
-        if refused or not has_body:
-            if refused and has_body:      # a body we will not read: answer, then close
+        request._keep_alive = section.keep_alive and not server.shutting_down
+        app.route_request(request, path, section.content_length)
+        has_body = section.chunked or bool(section.content_length)
+        if request._routing_outcome is not None or not has_body:
+            if has_body:      # refused: a body we will not read; answer, then close
                 request._keep_alive = False
-                self._state = _DEAD
+                self._connection.skip_body()
             self._queue.append(request)
             self.deadline = None
             return
-        if expect_continue and not self._busy and not self._queue:
+        if section.expect_continue and not self._busy and not self._queue:
             self.transport.write(_CONTINUE)
         self._current = request
-        self._body_size = 0
-        if route.stream_body:
+        if request.route.stream_body:
             request._stream = _BodyStream(self._stream_drained)
             self._queue.append(request)
         else:
             request._body_parts = []
-        if chunked:
-            self._state = _CHUNK_SIZE
-            self._trailer_bytes = self._trailer_count = 0
-        else:
-            self._state = _BODY_LENGTH
-            self._remaining = content_length
         self._set_deadline("body")
 
-    def _body_chunk(self, data):
-        self._body_size += len(data)
+    def _body_data(self, data):
         stream = self._current._stream
         if stream is not None:
             stream.feed(data)
             if stream.buffered > self.app.stream_buffer_size:
                 self._pause_reading()
         else:
-            self._current._body_parts.append(bytes(data))
+            self._current._body_parts.append(data)
 
     def _stream_drained(self, buffered):
         if buffered <= self.app.stream_buffer_size // 2:
@@ -3888,26 +4268,12 @@ class HTTPProtocol:
             request._body = parts[0] if len(parts) == 1 else b"".join(parts)
             request._body_parts = None
             self._queue.append(request)
-        self._state = _AWAIT_HEAD
         self.deadline = None
-
-    def _check_trailer(self, line):
-        app = self.app
-        self._trailer_bytes += len(line) + 2
-        self._trailer_count += 1
-        if self._trailer_bytes > app.max_header_bytes or self._trailer_count > app.max_header_count:
-            raise ProtocolError(431, "trailer section too large")
-        if _HEAD_CTL_RE.search(line) or b"\r" in line or b"\n" in line:
-            raise ProtocolError(400, "control character in a trailer")
-        [(name, _)] = _parse_header_lines_pure(line)
-        if name in _FORBIDDEN_TRAILERS:
-            raise ProtocolError(400, f"{name} is not allowed in trailers")
 
     def _refuse(self, error):
         """Answer a protocol error after the requests already parsed, then close; nothing
         after it on this connection is parsed or dispatched."""
-        self._state = _DEAD
-        self._buffer = b""
+        self._connection.close()
         self.deadline = None
         current, self._current = self._current, None
         if current is not None and current._stream is not None:
@@ -3920,8 +4286,7 @@ class HTTPProtocol:
 
     def _write_error_and_close(self, error):
         response = error_response(error.status, error.message or None)
-        response.headers["Connection"] = "close"
-        head, body, _ = self._render_head(response, None, "1.1", False)
+        head, body, _ = serialize_head(response, "1.1", False)
         if not self._closed:
             self.transport.write(head + body)
         self._close()
@@ -3937,22 +4302,22 @@ class HTTPProtocol:
             self.transport.resume_reading()
 
     def _close(self):
-        self._state = _DEAD
+        self._connection.close()
         self.deadline = None
         if not self._closed:
             self._closed = True
             self.transport.close()
 
-    # -- dispatching, in order --
+    # -- answering, in order --
 
     def _dispatch_next(self):
+        connection = self._connection
         while not self._closed and not self._busy and not self._writing_paused:
             if not self._queue:
-                if not (self._buffer and self._state == _AWAIT_HEAD):
+                if not (connection.buffer and connection.state is _AWAIT_HEAD):
                     break
-                try:
-                    self._parse()   # requests held back while we were busy or full
-                except ProtocolError as error:
+                error = self._read_requests()   # requests held back while busy or full
+                if error is not None:
                     self._refuse(error)
                     return
                 if not self._queue:
@@ -3961,33 +4326,34 @@ class HTTPProtocol:
             if isinstance(request, ProtocolError):
                 self._write_error_and_close(request)
                 return
-            response, error = self.app._respond_now(request)
-            if type(response) is tuple:
-                self._write_plain(request, response)      # fastest path: 200 + bytes
-                continue
-            if response is not None and _is_simple(response):
-                self._write_response(request, response)   # fast path: no task, no await
+            response = self.app.dispatch(request)
+            if isinstance(response, Response) and _is_in_memory(response):
+                # fast path: the body is in memory, so no task and no await
+                head, body, keep_alive = serialize_head(response, request.http_version,
+                                                        request._keep_alive)
+                self._send(request, response.status, head, body, keep_alive)
                 continue
             self._busy = True
-            self._task = self.loop.create_task(self._respond_later(request, response, error))
+            self._task = self.loop.create_task(self._respond_later(request, response))
             return
         if self._busy or self._closed:
             return
-        if self._state == _DEAD and not self._queue:
+        state = connection.state
+        if state is _CLOSED and not self._queue:
             self._close()
-        elif self._state == _AWAIT_HEAD and not self._queue:
+        elif state is _AWAIT_HEAD and not self._queue:
             if self._reading_paused:
                 self._resume_reading()
-            if not self._buffer:   # idle: the next sweep starts the keep-alive clock
+            if not connection.buffer:   # idle: the next sweep starts the keep-alive clock
                 self.deadline = _IDLE_SINCE_LAST_SWEEP
                 self.deadline_kind = "idle"
             elif self.deadline is None or self.deadline_kind == "idle":
                 self._set_deadline("header")   # a head has begun: its total deadline starts
 
-    async def _respond_later(self, request, response, error):
+    async def _respond_later(self, request, response):
         try:
-            if response is None:
-                response = await self.app._respond(request, error)
+            if not isinstance(response, Response):
+                response = await response       # the app's work that had to wait
             await self._write_response_async(request, response)
         except asyncio.CancelledError:
             self._close()
@@ -4008,86 +4374,6 @@ class HTTPProtocol:
 
     # -- writing --
 
-    def _render_head(self, response, request, version, keep_alive):
-        """Serialise the status line and headers; return ``(head bytes, body bytes or None)``.
-
-        ``body`` is None when the body must be streamed (iterable or file).
-        """
-        status = response.status
-        if type(status) is not int or not 100 <= status <= 999:
-            log.error("invalid response status %r: a status is a 3-digit integer", status)
-            response = error_response(500)
-            status = 500
-        body = response.body
-        lines = [_STATUS_LINES.get(status)
-                 or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
-        headers = response._headers
-        no_body = status in (204, 304) or status < 200
-        content_type = getattr(response, "_content_type", None)
-        if content_type is not None:
-            line = _CONTENT_TYPE_LINES.get(content_type)
-            if line is None:
-                line = f"Content-Type: {content_type}\r\n".encode("latin-1", "replace")
-                if len(_CONTENT_TYPE_LINES) < 64:     # the few types an app uses
-                    _CONTENT_TYPE_LINES[content_type] = line
-            lines.append(line)
-        if headers:
-            for name, value in headers.items():
-                lower = name.lower()
-                if lower in ("content-length", "transfer-encoding", "connection", "date"):
-                    if lower == "connection" and value.lower() == "close":
-                        keep_alive = False
-                    continue
-                if lower == "content-type":
-                    content_type = value
-                lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-            if content_type is None and body:
-                lines.append(b"Content-Type: text/html; charset=utf-8\r\n")
-        if no_body:
-            body = b""
-        elif body is None and not isinstance(response, FileResponse):
-            body = b""
-        if isinstance(body, (bytes, bytearray, memoryview)):
-            if content_type is None and body and not isinstance(response.body, str):
-                lines.append(b"Content-Type: application/octet-stream\r\n")
-            if not no_body:
-                lines.append(b"Content-Length: %d\r\n" % len(body))
-        else:
-            body = None
-            size = getattr(response, "_size", None)
-            if size is not None:
-                lines.append(b"Content-Length: %d\r\n" % size)
-            elif version == "1.1":
-                lines.append(b"Transfer-Encoding: chunked\r\n")
-            else:
-                keep_alive = False
-        lines.append(_date_cache.line)
-        if not keep_alive:
-            lines.append(b"Connection: close\r\n")
-        elif version == "1.0":
-            lines.append(b"Connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        return b"".join(lines), body, keep_alive
-
-    def _write_plain(self, request, content):
-        """Write a 200 response from ``(Content-Type line, body bytes)``."""
-        content_type_line, body = content
-        keep_alive = request._keep_alive
-        if keep_alive:
-            connection = _KEEP_ALIVE_10 if request.http_version == "1.0" else b""
-        else:
-            connection = _CLOSE
-        head = b"%s%sContent-Length: %d\r\n%s%s\r\n" % (
-            _STATUS_200, content_type_line, len(body), _date_cache.line, connection)
-        self._send(request, 200, head, body, keep_alive)
-
-    def _write_response(self, request, response):
-        head, body, keep_alive = self._render_head(
-            response, request, request.http_version, request._keep_alive)
-        self._send(request, response.status, head, body, keep_alive)
-
     def _send(self, request, status, head, body, keep_alive):
         if self.transport.is_closing():
             self._closed = True     # the peer is gone: write and dispatch nothing more
@@ -4104,8 +4390,8 @@ class HTTPProtocol:
     async def _write_response_async(self, request, response):
         if isinstance(response, FileResponse):
             response._prepare(request)
-        head, body, keep_alive = self._render_head(
-            response, request, request.http_version, request._keep_alive)
+        head, body, keep_alive = serialize_head(response, request.http_version,
+                                                request._keep_alive)
         if body is not None or request.method == "HEAD":
             await _close_iterator(response.body if body is None else None)
             self._send(request, response.status, head, body, keep_alive)
@@ -4187,24 +4473,10 @@ class HTTPProtocol:
 _EXHAUSTED = object()
 
 
-def _plain_content(body, content_type):
-    """A 200 Response's ``(Content-Type line, body bytes)`` for the protocol's fastest writer
-    when it has a non-empty in-memory body and at most a content type; else None."""
-    if type(body) is str:
-        body, line = body.encode(), _TEXT_HTML_LINE
-    elif type(body) is bytes:
-        line = _OCTET_STREAM_LINE
-    else:
-        return None
-    if content_type is not None:
-        line = _CONTENT_TYPE_LINES.get(content_type)
-    return (line, body) if body and line is not None else None
-
-
-def _is_simple(response):
+def _is_in_memory(response):
     """True when the body is already in memory (the synchronous fast path can send it)."""
     body = response.body
-    return (body is None or type(body) is bytes or type(body) is str) and not isinstance(
+    return (type(body) is bytes or body is None or type(body) is str) and not isinstance(
         response, FileResponse)
 
 
@@ -4284,6 +4556,139 @@ async def _close_iterator(iterator):
     _close_body(iterator)
 
 
+# ---- Route-type runners ---------------------------------------------------------------------
+# How each route type runs its handler: _RUNNERS[route_type](app, route) gives, once per route,
+# ``run(request)``, which returns the handler's value, or a coroutine when the value is not
+# ready yet (a thread, the pool, an async handler that suspended). App._compose_route wraps
+# hooks and middleware around it.
+
+def _sync_runner(app, route):
+    handler = route.handler
+
+    def run(request):
+        params = request.path_params
+        return handler(request, **params) if params else handler(request)
+    return run
+
+
+def _async_runner(app, route):
+    handler = route.handler
+
+    def run(request):
+        params = request.path_params
+        coroutine = handler(request, **params) if params else handler(request)
+        if type(coroutine) is not CoroutineType:
+            if inspect.isawaitable(coroutine):
+                return _within_timeout(coroutine, app._handler_timeout(route))
+            return coroutine                    # an async generator: streamed
+        # Most async handlers finish without ever waiting: run the first step here and
+        # skip the task; one that suspends is resumed in a task (_resume), with a timeout.
+        context = contextvars.copy_context()
+        try:
+            yielded = context.run(coroutine.send, None)
+        except StopIteration as finished:
+            return finished.value
+        return _within_timeout(_resume(coroutine, yielded, context),
+                               app._handler_timeout(route))
+    return run
+
+
+def _thread_runner(app, route):
+    handler = route.handler
+
+    def run(request):
+        return _in_thread(request._server, functools.partial(
+            handler, request, **request.path_params), app._handler_timeout(route))
+    return run
+
+
+def _pool_runner(app, route):
+    handler = route.handler
+
+    def run(request):
+        server = request._server
+        if server.pool is None:       # workers=0, or a process that cannot start workers
+            return _in_thread(server, functools.partial(
+                handler, request, **request.path_params), app._handler_timeout(route))
+        return _in_pool(server.pool, handler, request, app._handler_timeout(route))
+    return run
+
+
+_RUNNERS = {
+    RouteType.sync: _sync_runner,
+    RouteType.asnc: _async_runner,
+    RouteType.thread: _thread_runner,
+    RouteType.pool: _pool_runner,
+}
+
+
+def _answer_routing_outcome(request):
+    """The runner of a request answered when its head arrived (404, 405, 413, OPTIONS...)."""
+    outcome = request._routing_outcome
+    if isinstance(outcome, Response):
+        return outcome
+    raise outcome
+
+
+async def _within_timeout(awaitable, timeout):
+    try:
+        async with asyncio.timeout(timeout):
+            return await awaitable
+    except TimeoutError:
+        raise HTTPError(503, "the handler took too long") from None
+
+
+async def _in_thread(server, call, timeout):
+    try:
+        return await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(server.thread_pool(), call), timeout)
+    except TimeoutError:
+        raise HTTPError(503, "the handler took too long") from None
+
+
+async def _in_pool(pool, handler, request, timeout):
+    try:
+        return await pool.call(handler, request, request.path_params, timeout)
+    except _PoolTimeout:
+        raise HTTPError(503, "the handler took too long") from None
+    except _WorkerStopped:
+        raise HTTPError(503, "a worker process stopped; please retry") from None
+
+
+async def _resume(coroutine, yielded, context):
+    """Drive an async handler whose first step already ran, as an asyncio.Task would: wait
+    for the future it yielded, then step it again, always in its own context."""
+    while True:
+        step, argument = coroutine.send, None
+        try:
+            if yielded is None:
+                await asyncio.sleep(0)               # a bare yield: one turn of the loop
+            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
+                yielded._asyncio_future_blocking = False
+                await yielded
+            else:
+                step, argument = coroutine.throw, RuntimeError(
+                    f"an async handler yielded {yielded!r}, not an asyncio future")
+        except BaseException as error:
+            if yielded is None or not yielded.done():
+                step, argument = coroutine.throw, error    # interrupted (cancelled, timed out)
+            # else the future failed or was cancelled: the coroutine reads that itself
+        try:
+            yielded = context.run(step, argument)
+        except StopIteration as finished:
+            return finished.value
+
+
+async def _run_middleware(middleware, call_next, request):
+    async def next_step(request):
+        return await call_next(request)
+    return to_response(await middleware(request, next_step))
+
+
+async def _maybe_await(value):
+    return await value if inspect.isawaitable(value) else value
+
+
 # ---- Application ----------------------------------------------------------------------------
 
 _SETTINGS = {
@@ -4301,10 +4706,6 @@ _SETTINGS = {
     "shutdown_timeout": 10.0,
     "pool_niceness": 10,
 }
-
-
-async def _maybe_await(value):
-    return await value if inspect.isawaitable(value) else value
 
 
 def _in_daemonic_process():
@@ -4457,7 +4858,8 @@ class App(Router):
         self._shutdown = []
         self._children = []
         self._components = []
-        self._chain = None
+        self._works_version = -1       # see dispatch: composed when first needed
+        self._works = self._outcome_works = None
         self.config = {}
 
     def configure_limits(self, **settings):
@@ -4486,19 +4888,19 @@ class App(Router):
     def before_request(self, func):
         """Run ``func(request)`` before each handler; a non-None result is the response."""
         self._before.append(func)
-        self._chain = None
+        _routes_changed()
         return func
 
     def after_request(self, func):
         """Run ``func(request, response)`` on every response; a non-None result replaces it."""
         self._after.append(func)
-        self._chain = None
+        _routes_changed()
         return func
 
     def middleware(self, func):
         """Register ``async def mw(request, call_next)``; the first registered runs outermost."""
         self._middleware.append(func)
-        self._chain = None
+        _routes_changed()
         return func
 
     def on_startup(self, func):
@@ -4567,7 +4969,39 @@ class App(Router):
                 todo.extend(app._children)
         return apps
 
-    # -- routing decisions made when a request head arrives --
+    # -- the dispatch core: every front end reaches the app through these two --
+
+    def route_request(self, request, routing_path, content_length=None):
+        """Route a request whose head has arrived (the route decides how its body is read):
+        set ``request.route`` and ``.path_params``, or ``request._routing_outcome`` (a 404,
+        405, automatic OPTIONS, redirect, a 400 for a wildcard value that does not convert,
+        or a 413 for a declared body larger than max_body_size). ``routing_path`` keeps an
+        encoded slash as _ENCODED_SLASH."""
+        try:
+            route, params, allowed = self.find(request.method, routing_path)
+        except HTTPError as error:          # a wildcard value that does not convert: 400
+            request._routing_outcome = error
+            return
+        request.route = route
+        request.path_params = params
+        if route is None:
+            self._routing_error(request, allowed)
+        elif content_length is not None and content_length > self.max_body_size:
+            request._routing_outcome = HTTPError(
+                413, f"the body is larger than max_body_size ({self.max_body_size} bytes)")
+
+    def dispatch(self, request):
+        """The Response for a routed request whose body is in (or streaming) — or, when the
+        work must wait (an async handler that suspends, a thread or pool route, hooks or
+        middleware), a coroutine that produces it. Never raises: errors become responses.
+
+        The work for each route was composed once (see _compose_route): nothing about the
+        route type, hooks or middleware is decided here."""
+        if self._works_version != _routes_version:
+            self._compose()
+        if request._routing_outcome is not None:
+            return self._outcome_works[request.route](request)
+        return self._works[request.route](request)
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
@@ -4598,7 +5032,15 @@ class App(Router):
         request._routing_outcome = outcome
         return outcome
 
-    # -- answering a request --
+    # -- composing each route's work (again whenever routes, hooks or middleware change) --
+
+    def _compose(self):
+        routes = self.routes()
+        self._works = {route: self._compose_route(route, _RUNNERS[route.route_type](self, route))
+                       for route in routes}
+        self._outcome_works = {route: self._compose_route(route, _answer_routing_outcome)
+                               for route in [None, *routes]}
+        self._works_version = _routes_version
 
     def _hooks(self, route, kind):
         hooks = getattr(self, kind)
@@ -4608,65 +5050,41 @@ class App(Router):
                 getattr(owner, kind) + hooks)
         return hooks
 
-    def _respond_now(self, request):
-        """The synchronous fast path: a sync route, or an async one that finishes without
-        suspending, with no hooks or middleware.
+    def _compose_route(self, route, run):
+        """The work for ``route``: ``run`` (its route type's runner, see _RUNNERS), inside
+        the before_request hooks, the middleware and the after_request hooks that apply."""
+        before, after = self._hooks(route, "_before"), self._hooks(route, "_after")
+        if not (before or after or self._middleware):
+            return functools.partial(self._respond_directly, run)
+        chain = functools.partial(self._endpoint, run, tuple(before))
+        for middleware in reversed(self._middleware):
+            chain = functools.partial(_run_middleware, middleware, chain)
+        return functools.partial(self._respond_through, chain, tuple(after))
 
-        Returns ``(response, None)``, or ``(None, error)`` / ``(None, None)`` when the
-        asynchronous path must take over (an async handler that suspended is left in
-        ``request._suspended`` to be resumed there).
-        """
-        route = request.route
-        if (request._routing_outcome is not None or self._middleware or self._before
-                or self._after or (route.owner is not self and isinstance(route.owner, App))):
-            return None, None
-        kind = route.route_type
-        params = request.path_params
+    def _respond_directly(self, run, request):
+        """A route with no hooks or middleware: the handler's value converted at once when
+        it is ready (the usual case: no task, no await), else a coroutine."""
         try:
-            if kind is _SYNC:
-                result = route.handler(request, **params) if params else route.handler(request)
-            elif kind is _ASNC:
-                coroutine = (route.handler(request, **params) if params
-                             else route.handler(request))
-                if not isinstance(coroutine, CoroutineType):
-                    return to_response(coroutine), None      # an async generator: streamed
-                # Most async handlers finish without ever waiting: run the first step here
-                # and skip the task; one that suspends is resumed in a task (_resume).
-                context = contextvars.copy_context()
-                try:
-                    yielded = context.run(coroutine.send, None)
-                except StopIteration as finished:
-                    result = finished.value
-                else:
-                    request._suspended = (coroutine, yielded, context)
-                    return None, None
-            else:
-                return None, None
-            kind = type(result)
-            # The common cases skip Response objects: (Content-Type line, body bytes).
-            if kind is str:
-                return (_TEXT_HTML_LINE, result.encode()), None
-            if kind is dict or kind is list:
-                return (_JSON_LINE, json_dumps(result)), None
-            if kind is bytes:
-                return (_OCTET_STREAM_LINE, result), None
-            if kind is Response and result.status == 200 and result._headers is None:
-                return _plain_content(result.body, result._content_type) or result, None
-            return to_response(result), None
+            value = run(request)
+            if type(value) is not CoroutineType:
+                return to_response(value)
         except Exception as error:
-            return None, error
+            return self._error_response(request, error)
+        return self._convert_later(request, value)
 
-    async def _respond(self, request, error=None):
-        """Produce the Response for a request: middleware, hooks, handler, error handlers."""
+    async def _convert_later(self, request, pending):
         try:
-            if error is not None:
-                raise error
-            if self._chain is None:
-                self._chain = self._build_chain()
-            response = await self._chain(request)
+            return to_response(await pending)
+        except Exception as error:
+            return await self._error_response(request, error)
+
+    async def _respond_through(self, chain, after, request):
+        """Middleware (outermost first), then after_request hooks, around _endpoint."""
+        try:
+            response = await chain(request)
         except Exception as exc:
             response = await self._error_response(request, exc)
-        for hook in self._hooks(request.route, "_after"):
+        for hook in after:
             try:
                 replaced = await _maybe_await(hook(request, response))
                 if replaced is not None:
@@ -4675,63 +5093,23 @@ class App(Router):
                 response = await self._error_response(request, exc)
         return response
 
-    def _build_chain(self):
-        chain = self._endpoint
-        for middleware in reversed(self._middleware):
-            chain = functools.partial(_run_middleware, middleware, chain)
-        return chain
-
-    async def _endpoint(self, request):
+    async def _endpoint(self, run, before, request):
         """The innermost step: before_request hooks, then the handler; HTTPErrors become
         responses here so middleware sees them."""
         try:
-            for hook in self._hooks(request.route, "_before"):
+            for hook in before:
                 result = await _maybe_await(hook(request))
                 if result is not None:
                     return to_response(result)
-            outcome = request._routing_outcome
-            if outcome is not None:      # decided when the head arrived (404/405/413...)
-                if isinstance(outcome, Response):
-                    return outcome
-                raise outcome
-            return to_response(await self._call_handler(request))
+            value = run(request)
+            if type(value) is CoroutineType:
+                value = await value
+            return to_response(value)
         except HTTPError as error:
             return await self._error_response(request, error)
 
-    async def _call_handler(self, request):
-        """Run the handler the way its route type says."""
-        route = request.route
-        handler, params = route.handler, request.path_params
-        timeout = route.timeout if route.timeout is not None else self.handler_timeout
-        kind = route.route_type
-        if kind is _SYNC:
-            return handler(request, **params)
-        if kind is _ASNC:
-            if request._suspended is not None:       # started eagerly, then suspended
-                awaitable, request._suspended = _resume(*request._suspended), None
-            else:
-                awaitable = handler(request, **params)
-                if not inspect.isawaitable(awaitable):
-                    return awaitable          # an async generator: streamed
-            try:
-                async with asyncio.timeout(timeout):
-                    return await awaitable
-            except TimeoutError:
-                raise HTTPError(503, "the handler took too long") from None
-        server = request._server
-        if kind is RouteType.pool and server.pool is not None:
-            try:
-                return await server.pool.call(handler, request, params, timeout)
-            except _PoolTimeout:
-                raise HTTPError(503, "the handler took too long") from None
-            except _WorkerStopped:
-                raise HTTPError(503, "a worker process stopped; please retry") from None
-        call = functools.partial(handler, request, **params)
-        try:
-            return await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(server.thread_pool(), call), timeout)
-        except TimeoutError:
-            raise HTTPError(503, "the handler took too long") from None
+    def _handler_timeout(self, route):
+        return route.timeout if route.timeout is not None else self.handler_timeout
 
     def _error_handler_for(self, request, error):
         route = request.route
@@ -4839,36 +5217,6 @@ class App(Router):
                      "press Ctrl+C again to stop at once)", self.shutdown_timeout)
             listener.close()        # refuse new connections at once
             await server.stop()
-
-
-async def _resume(coroutine, yielded, context):
-    """Drive an async handler whose first step already ran, as an asyncio.Task would: wait
-    for the future it yielded, then step it again, always in its own context."""
-    while True:
-        step, argument = coroutine.send, None
-        try:
-            if yielded is None:
-                await asyncio.sleep(0)               # a bare yield: one turn of the loop
-            elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
-                yielded._asyncio_future_blocking = False
-                await yielded
-            else:
-                step, argument = coroutine.throw, RuntimeError(
-                    f"an async handler yielded {yielded!r}, not an asyncio future")
-        except BaseException as error:
-            if yielded is None or not yielded.done():
-                step, argument = coroutine.throw, error    # interrupted (cancelled, timed out)
-            # else the future failed or was cancelled: the coroutine reads that itself
-        try:
-            yielded = context.run(step, argument)
-        except StopIteration as finished:
-            return finished.value
-
-
-async def _run_middleware(middleware, call_next, request):
-    async def next_step(request):
-        return await call_next(request)
-    return to_response(await middleware(request, next_step))
 
 
 def _default_logging():
