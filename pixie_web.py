@@ -603,11 +603,11 @@ class _HeaderSection:
         return repr(tuple(self))
 
     def framing_fields(self):
-        """The pairs the framing rules read, without splitting the others out."""
+        """The ``(name, value)`` pairs the framing rules read, without splitting the others
+        out; names in any case, values not yet stripped of OWS."""
         if self._pairs is not None:
             return self._pairs
-        return [(name.lower(), value.strip(" \t"))
-                for name, value in _FRAMING_LINE_RE.findall("\n" + self._text)]
+        return _FRAMING_LINE_RE.findall("\n" + self._text)
 
 
 def _parse_header_lines_pure(block):
@@ -1457,11 +1457,16 @@ class Request:
     """One HTTP request. Everything beyond the request line is parsed only when read."""
 
     __slots__ = ("method", "raw_path", "path", "query_string", "http_version", "_header_pairs",
-                 "_headers", "_body", "remote_addr", "scheme", "app", "route", "path_params", "_state",
-                 "_query", "_cookies", "_form", "_json", "_stream", "_host", "_session",
-                 "_session_loader",
-                 "limits", "_files", "_routing_outcome", "started", "_server", "_suspended",
-                 "_keep_alive", "_body_parts", "__weakref__")
+                 "_body", "remote_addr", "scheme", "app", "path_params", "_host", "limits",
+                 "_server", "_keep_alive", "__dict__", "__weakref__")
+
+    # What most requests never set: read from the class until set (in the __dict__).
+    route = None
+    _headers = _state = _query = _cookies = _form = _json = _files = None
+    _stream = _session = _session_loader = None
+    _routing_outcome = None     # decided when the head arrived: a Response or an HTTPError
+    _body_parts = None          # body chunks while the protocol reads them
+    started = 0.0               # time.monotonic() when the head arrived, for the access log
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -1471,26 +1476,15 @@ class Request:
         self.query_string = query_string
         self.http_version = http_version
         self._header_pairs = header_pairs     # [(lower-case name, value)] already validated
-        self._headers = None
         self._body = body
         self.remote_addr = remote_addr
         self.scheme = scheme
         self._host = host
         self.app = app
-        self.route = None
         self.path_params = {}
-        self._state = self._query = self._cookies = self._form = self._json = None
-        self._stream = None
-        self._session = None
-        self._session_loader = None
-        self._routing_outcome = None
         self._server = None        # the _Server whose pools run this request's handler
-        self._suspended = None     # an async handler started eagerly: (coroutine, yielded, context)
         self._keep_alive = True    # the connection stays open after the response
-        self._body_parts = None    # body chunks while the protocol reads them
-        self.started = 0.0
         self.limits = app._parsing_limits if app is not None else _DEFAULT_PARSING_LIMITS
-        self._files = None
 
     def __repr__(self):
         return f"<Request {self.method} {self.raw_path}>"
@@ -1778,9 +1772,9 @@ class Response:
     """An HTTP response: ``Response(body="", status=200, headers=None, content_type=None,
     cookies=None)`` (``code=`` is accepted for ``status``)."""
 
-    status = 200            # class defaults, for to_response and for subclasses that skip __init__
-    _headers = None
-    _content_type = None
+    # Slots for what every response has (cheaper to make and read); other attributes, of
+    # subclasses or set by users, go to the __dict__, made only when first used.
+    __slots__ = ("body", "status", "_headers", "_content_type", "__dict__", "__weakref__")
 
     def __init__(self, body="", status=200, headers=None, content_type=None, cookies=None,
                  *, code=None):
@@ -2113,6 +2107,8 @@ def to_response(result):
     # A 200 of a content type _CONTENT_TYPE_LINES knows: no __init__ and no checks needed.
     response = _RESPONSE_NEW(Response)
     response.body = body
+    response.status = 200
+    response._headers = None
     response._content_type = content_type
     return response
 
@@ -3398,10 +3394,8 @@ def parse_request_head(head, max_request_line, max_header_count, parse_lines=Non
     result.method = method.decode("ascii")
     result.raw_target = target
     result.http_version = "1.1" if minor == b"1" else "1.0"
-    line_end = len(request_line)
-    section = cache.get(head[line_end - 1:]) if cache is not None else None
-    result.section = section or parse_header_section(
-        head, line_end, max_header_count, parse_lines, max_header_bytes, cache)
+    result.section = parse_header_section(head, len(request_line), max_header_count,
+                                          parse_lines, max_header_bytes, cache)
     return result
 
 
@@ -3413,8 +3407,13 @@ def parse_header_section(head, line_end, max_header_count, parse_lines=None,
     Shared by the pure and the httptools paths: only the splitting of header lines differs.
     ``cache`` (a dict) remembers accepted sections by their bytes and the version digit
     (the framing rules depend on the version): a client sends the same section again and
-    again on a connection. Refused sections are not kept. Callers look it up first.
+    again on a connection. Refused sections are not kept.
     """
+    if cache is not None:
+        key = head[line_end - 1:]       # one bytes object: its hash is computed once
+        section = cache.get(key)
+        if section is not None:
+            return section
     block = head[line_end + 2:]
     if max_header_bytes is not None and len(block) + 2 > max_header_bytes:
         raise ProtocolError(431, "header section too large")
@@ -3431,7 +3430,7 @@ def parse_header_section(head, line_end, max_header_count, parse_lines=None,
     if cache is not None and len(block) <= _HEAD_CACHE_MAX_BLOCK:
         if len(cache) >= _HEAD_CACHE_SIZE:
             cache.clear()           # many distinct sections (an attack, or a busy server)
-        cache[head[line_end - 1:]] = section
+        cache[key] = section
     return section
 
 
@@ -3447,18 +3446,19 @@ def _check_framing(head, http_version):
     expect = ""
     content_types = 0
     for name, value in head.framing_fields():
+        name = name.lower()
         if name == "host":
-            hosts.append(value)
-        elif name[0] not in "cte":       # none of the framing fields: most headers stop here
+            hosts.append(value.strip(" \t"))
+        elif name[0] not in "cte":       # none of the framing fields
             continue
         elif name == "content-length":
-            content_lengths.append(value)
+            content_lengths.append(value.strip(" \t"))
         elif name == "transfer-encoding":
             codings.append(value)
         elif name == "connection":
             connection.append(value.lower())
         elif name == "expect":
-            expect = value.lower()
+            expect = value.strip(" \t").lower()
         elif name == "content-type":
             content_types += 1
     if content_types > 1:
@@ -3493,11 +3493,12 @@ def _check_framing(head, http_version):
             raise ProtocolError(400, "invalid Host header")
         if len(_VALID_HOSTS) < 256:        # a server sees few distinct hosts: remember them
             _VALID_HOSTS.add(host)
-    tokens = {token.strip(" \t") for value in connection for token in value.split(",")}
-    if http_version == "1.1":
-        head.keep_alive = "close" not in tokens
+    if connection:
+        tokens = {token.strip(" \t") for value in connection for token in value.split(",")}
+        head.keep_alive = "close" not in tokens and (
+            http_version == "1.1" or "keep-alive" in tokens)
     else:
-        head.keep_alive = "keep-alive" in tokens and "close" not in tokens
+        head.keep_alive = http_version == "1.1"
     if expect and expect != "100-continue":
         raise ProtocolError(417)
     head.expect_continue = bool(expect)
@@ -3803,20 +3804,15 @@ class HTTP11Connection:
             self.buffer += data
 
     def receive(self, data, max_heads):
-        """receive_data(data), then next_events(max_heads), in one call."""
-        if self.state is _AWAIT_HEAD and not self.buffer and max_heads > 0:
-            events = self._receive_one_head(data)
-            if events is not None:
-                return events
-        self.receive_data(data)
-        return self.next_events(max_heads)
+        """receive_data(data), then next_events(max_heads), in one call.
 
-    def _receive_one_head(self, data):
-        # Fast path: the usual packet is exactly one whole head without a body, and nothing
-        # is buffered: no buffer, no loop. None when the packet is anything else.
+        Fast path: the usual packet is exactly one whole head without a body, with nothing
+        buffered; it is parsed without the buffer and the loop."""
         end = data.find(_HEAD_END)
-        if end < 0 or end != len(data) - 4:
-            return None
+        if (end < 0 or end != len(data) - 4 or self.buffer or max_heads <= 0
+                or self.state is not _AWAIT_HEAD):
+            self.receive_data(data)
+            return self.next_events(max_heads)
         try:
             head = self.read_head(data[:end])
         except ProtocolError as error:
@@ -3887,11 +3883,9 @@ class HTTP11Connection:
             return head
         # Most heads have a plain origin-form target (no "%", no "#"): the narrower
         # request-line regex reads it with the same values and nothing to decode.
-        line_end = simple.end()
-        cache = self.head_cache
-        section = (cache.get(head_bytes[line_end - 1:]) if cache is not None else None) \
-            or parse_header_section(head_bytes, line_end, limits.max_header_count,
-                                    self.parse_lines, limits.max_header_bytes, cache)
+        section = parse_header_section(head_bytes, simple.end(), limits.max_header_count,
+                                       self.parse_lines, limits.max_header_bytes,
+                                       self.head_cache)
         method, raw_path, query, minor = simple.groups()
         head = RequestHead()
         head.method = method.decode("ascii")
@@ -4198,14 +4192,13 @@ class HTTPProtocol:
                 self._pause_reading()       # resumed when the queue has room again
                 return None
             for event in events:
-                kind = type(event)
-                if kind is RequestHead:
+                if type(event) is RequestHead:
                     self._start_request(event)
-                elif kind is Data:
-                    self._body_data(event.data)
-                elif kind is EndOfMessage:
+                elif event is END_OF_MESSAGE:
                     if self._current is not None:
                         self._finish_body()
+                elif type(event) is Data:
+                    self._body_data(event.data)
                 else:
                     return event            # a ProtocolError: the last event
             if not events or (connection.state is _AWAIT_HEAD and not connection.buffer):
@@ -4327,7 +4320,8 @@ class HTTPProtocol:
                 self._write_error_and_close(request)
                 return
             response = self.app.dispatch(request)
-            if isinstance(response, Response) and _is_in_memory(response):
+            if (type(response) is Response and type(response.body) is bytes
+                    or isinstance(response, Response) and _is_in_memory(response)):
                 # fast path: the body is in memory, so no task and no await
                 head, body, keep_alive = serialize_head(response, request.http_version,
                                                         request._keep_alive)
@@ -5000,8 +4994,20 @@ class App(Router):
         if self._works_version != _routes_version:
             self._compose()
         if request._routing_outcome is not None:
-            return self._outcome_works[request.route](request)
-        return self._works[request.route](request)
+            run, through = self._outcome_works[request.route]
+        else:
+            run, through = self._works[request.route]
+        if through is not None:
+            return through(request)
+        # No hooks or middleware: the handler's value is converted at once when it is
+        # ready (the usual case: no task, no await).
+        try:
+            value = run(request)
+            if type(value) is not CoroutineType:
+                return to_response(value)
+        except Exception as error:
+            return self._error_response(request, error)
+        return self._convert_later(request, value)
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
@@ -5051,26 +5057,16 @@ class App(Router):
         return hooks
 
     def _compose_route(self, route, run):
-        """The work for ``route``: ``run`` (its route type's runner, see _RUNNERS), inside
-        the before_request hooks, the middleware and the after_request hooks that apply."""
+        """The work for ``route``: ``(run, None)`` when no hooks or middleware apply (see
+        dispatch), else ``(run, through)``: ``run`` (its route type's runner, see _RUNNERS)
+        inside the before_request hooks, the middleware and the after_request hooks."""
         before, after = self._hooks(route, "_before"), self._hooks(route, "_after")
         if not (before or after or self._middleware):
-            return functools.partial(self._respond_directly, run)
+            return run, None
         chain = functools.partial(self._endpoint, run, tuple(before))
         for middleware in reversed(self._middleware):
             chain = functools.partial(_run_middleware, middleware, chain)
-        return functools.partial(self._respond_through, chain, tuple(after))
-
-    def _respond_directly(self, run, request):
-        """A route with no hooks or middleware: the handler's value converted at once when
-        it is ready (the usual case: no task, no await), else a coroutine."""
-        try:
-            value = run(request)
-            if type(value) is not CoroutineType:
-                return to_response(value)
-        except Exception as error:
-            return self._error_response(request, error)
-        return self._convert_later(request, value)
+        return run, functools.partial(self._respond_through, chain, tuple(after))
 
     async def _convert_later(self, request, pending):
         try:
