@@ -1670,22 +1670,37 @@ class Request:
             combined.add(key, value)
         return combined
 
-    # -- the compact snapshot shipped to pool workers --
+    # -- the snapshot shipped to pool workers --
     def _snapshot(self):
-        return (self.method, self.raw_path, self.path, self.query_string, self.http_version,
-                tuple(self._header_pairs), self._body, self.remote_addr, self.scheme, self._host,
-                tuple(self.limits), None if self.session is None else dict(self.session))
+        return _RequestSnapshot(
+            _SNAPSHOT_VERSION, self.method, self.raw_path, self.path, self.query_string,
+            self.http_version, tuple(self._header_pairs), self._body, self.remote_addr,
+            self.scheme, self._host, tuple(self.limits),
+            None if self.session is None else dict(self.session))
 
     @classmethod
     def _from_snapshot(cls, snapshot):
-        (method, raw_path, path, query_string, http_version, header_pairs, body, remote_addr,
-         scheme, host, limits, session) = snapshot
-        request = cls(method, raw_path, path, query_string, http_version, header_pairs, body,
-                      remote_addr, scheme, host)
-        request.limits = _ParsingLimits(*limits)
-        if session is not None:   # a copy: changes made in a pool worker are not saved
-            request._session = session
+        if snapshot.version != _SNAPSHOT_VERSION:
+            raise RuntimeError(
+                f"a request snapshot of version {snapshot.version} reached a worker that reads "
+                f"version {_SNAPSHOT_VERSION}: run the same pixie_web.py in the server and "
+                "its pool workers")
+        request = cls(snapshot.method, snapshot.raw_path, snapshot.path, snapshot.query_string,
+                      snapshot.http_version, snapshot.header_pairs, snapshot.body,
+                      snapshot.remote_addr, snapshot.scheme, snapshot.host)
+        request.limits = _ParsingLimits(*snapshot.limits)
+        if snapshot.session is not None:  # a copy: changes made in a pool worker are not saved
+            request._session = snapshot.session
         return request
+
+
+# What a pool worker (or an executor= cluster) gets of a request, pickled. ``version`` goes up
+# whenever the fields change, so a worker running another pixie_web refuses a snapshot
+# instead of misreading it. ``limits`` are the _ParsingLimits, ``session`` a dict copy or None.
+_SNAPSHOT_VERSION = 1
+_RequestSnapshot = namedtuple("_RequestSnapshot", [
+    "version", "method", "raw_path", "path", "query_string", "http_version", "header_pairs",
+    "body", "remote_addr", "scheme", "host", "limits", "session"])
 
 
 # ---- Response -------------------------------------------------------------------------------
@@ -2746,8 +2761,34 @@ def _pool_warmup():
     return os.getpid()
 
 
+# The pool's framing, on a worker's pipe and on a stream back from a worker: an 8-byte
+# big-endian length, then that many bytes (a pickle on the pipe, a body chunk on a stream,
+# whose first frame is the pickled (stream id, status, header items) and whose end is an
+# empty frame).
+_POOL_FRAME = struct.Struct("!Q")
 _STREAM_END = 0
-_FRAME = ">I"
+
+
+def _frame(payload):
+    return _POOL_FRAME.pack(len(payload)) + payload
+
+
+def _recv_exactly(sock, size):
+    """``size`` bytes from a blocking socket; EOFError if it closes first."""
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    received = 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if not count:
+            raise EOFError("the pipe closed")
+        received += count
+    return bytes(buffer)
+
+
+def _recv_frame(sock):
+    (size,) = _POOL_FRAME.unpack(_recv_exactly(sock, _POOL_FRAME.size))
+    return _recv_exactly(sock, size)
 
 
 def _stream_to_server(address, stream_id, response):
@@ -2764,14 +2805,14 @@ def _stream_to_server(address, stream_id, response):
         with socket.socket(family, socket.SOCK_STREAM) as channel:
             channel.connect(address)
             head = pickle.dumps((stream_id, response.status, response.headers.items()))
-            channel.sendall(struct.pack(_FRAME, len(head)) + head)
+            channel.sendall(_frame(head))
             try:
                 for chunk in iterator:
                     if isinstance(chunk, str):
                         chunk = chunk.encode("utf-8")
                     if chunk:
-                        channel.sendall(struct.pack(_FRAME, len(chunk)) + bytes(chunk))
-                channel.sendall(struct.pack(_FRAME, _STREAM_END))
+                        channel.sendall(_frame(bytes(chunk)))
+                channel.sendall(_POOL_FRAME.pack(_STREAM_END))
             except OSError:
                 pass  # the client went away: stop producing
     finally:
@@ -2852,7 +2893,7 @@ class _PoolStreamChannel:
     async def _accept(self, reader, writer):
         import pickle
         try:
-            (size,) = struct.unpack(_FRAME, await reader.readexactly(4))
+            (size,) = _POOL_FRAME.unpack(await reader.readexactly(_POOL_FRAME.size))
             stream_id, status, header_items = pickle.loads(await reader.readexactly(size))
         except (asyncio.IncompleteReadError, pickle.UnpicklingError, ValueError, OSError):
             writer.close()
@@ -2875,7 +2916,7 @@ async def _read_pool_stream(reader, writer):
     """Yield the chunks a pool worker sends; closing this generator hangs up on the worker."""
     try:
         while True:
-            (size,) = struct.unpack(_FRAME, await reader.readexactly(4))
+            (size,) = _POOL_FRAME.unpack(await reader.readexactly(_POOL_FRAME.size))
             if size == _STREAM_END:
                 return
             yield await reader.readexactly(size)
@@ -2914,44 +2955,38 @@ def _pool_reply(function, arguments):
 
 
 def _pool_worker_main(connection, niceness, server_end=None):
-    """A worker process: read a pickled ``(function, arguments)``, reply, repeat until the
-    server closes its end of the pipe (``server_end``: that end's descriptor, inherited
-    under the fork start method, closed here so the worker sees the server go)."""
+    """A worker process: read a framed, pickled ``(function, arguments)``, reply in a frame,
+    repeat until the server closes its end of the pipe. ``connection`` (a
+    multiprocessing Connection) only carries the pipe's descriptor under every start method;
+    ``server_end`` is the server's end, inherited under fork, closed here so that the worker
+    sees the server go."""
     if server_end is not None:
         os.close(server_end)
+    pipe = socket.socket(fileno=os.dup(connection.fileno()))
+    connection.close()
     _pool_initializer(niceness)
     import pickle
-    while True:
-        try:
-            message = connection.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            function, arguments = pickle.loads(message)
-        except Exception as error:
-            reply = _pool_reply(_raise, (error,))
-        else:
-            reply = _pool_reply(function, arguments)
-        del message
-        try:
-            connection.send_bytes(reply)
-        except OSError:
-            return
+    with pipe:
+        while True:
+            try:
+                message = _recv_frame(pipe)
+            except (EOFError, OSError):
+                return
+            try:
+                function, arguments = pickle.loads(message)
+            except Exception as error:
+                reply = _pool_reply(_raise, (error,))
+            else:
+                reply = _pool_reply(function, arguments)
+            del message
+            try:
+                pipe.sendall(_frame(reply))
+            except OSError:
+                return
 
 
 def _raise(error):
     raise error
-
-
-_LENGTH = struct.Struct("!i")     # multiprocessing.Connection's framing: a signed length ...
-_LONG_LENGTH = struct.Struct("!Q")   # ... or -1 and an unsigned 64-bit one
-
-
-def _framed(message):
-    size = len(message)
-    if size > 0x7fffffff:
-        return _LENGTH.pack(-1) + _LONG_LENGTH.pack(size) + message
-    return _LENGTH.pack(size) + message
 
 
 class _PoolCall:
@@ -2981,24 +3016,19 @@ class _PoolWorker:
 
     def run(self, call):
         self.call = call
-        self.transport.write(_framed(call.message))
+        self.transport.write(_frame(call.message))
         call.message = None
 
     def data_received(self, data):
         buffer = self._buffer
         buffer += data
-        while len(buffer) >= 4:
-            (size,) = _LENGTH.unpack_from(buffer)
-            start = 4
-            if size == -1:
-                if len(buffer) < 12:
-                    return
-                (size,) = _LONG_LENGTH.unpack_from(buffer, 4)
-                start = 12
-            if len(buffer) < start + size:
+        header = _POOL_FRAME.size
+        while len(buffer) >= header:
+            (size,) = _POOL_FRAME.unpack_from(buffer)
+            if len(buffer) < header + size:
                 return
-            reply = bytes(buffer[start:start + size])
-            del buffer[:start + size]
+            reply = bytes(buffer[header:header + size])
+            del buffer[:header + size]
             call, self.call = self.call, None
             self.pool._replied(self, call, reply)
 
