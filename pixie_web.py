@@ -21,19 +21,28 @@ Copy this file into a project (it needs only the standard library) and write::
 Map of the sections below (each uses only what stands above it):
 
     Imports and accelerators   stdlib imports; uvloop/httptools/ujson, switch PIXIE_WEB_PURE
-    Helpers                    status reasons, byte classes, JSON, dates, header checks, signing
+    HTTP grammar               the RFC 9110/9112 productions as regexes: token, field-line,
+                               request-line, Host, chunk-size; CRLF
+    Helpers                    status reasons, JSON, dates, header checks, signing
     Data structures            MultiDict, Headers (case-insensitive, multi-valued)
     Errors                     HTTPError, abort, redirect, ProtocolError
-    Header fields              the field-line grammar, _HeaderSection, the pure header parser
+    Header fields              _HeaderSection, the pure header-section parser
     Routing                    RouteType, Route, Router (static dict + compiled dynamic matcher)
     Forms and multipart        the streaming multipart parser, FileUpload
     Request                    Request (lazy parsing), query/cookie parsers, the pool snapshot
-    Response                   Response and subclasses, cookies, return-value conversion, files
+    Response                   Response and subclasses, cookies, to_response (the one
+                               return-value converter), files
     Templates                  SimpleTemplate-style engine: template(), view(), TEMPLATE_PATH
     Sessions                   Session, the Sessions component, cookie/memory/file/SQLite stores
-    Dispatcher and pool        ProcessType, proc_env, the worker entry point, the process pool manager
-    HTTP/1.1 protocol          head parsers (pure / httptools), body framing, the asyncio.Protocol
-    Application                App: hooks, middleware, error handlers, run(), graceful shutdown
+    Process pool               ProcessType, proc_env, the worker entry point and framing, the pool
+    HTTP/1.1 connection        sans-IO: request-head parsing, the events, ReadState and its
+                               transitions, ReceiveBuffer, the body readers, HTTP11Connection,
+                               serialize_head (the one head serialiser)
+    HTTP/1.1 server protocol   HTTPProtocol: asyncio glue between a connection, the transport,
+                               deadlines and the queue of requests answered in order
+    Route-type runners         _RUNNERS: how sync, asnc, thread and pool routes run a handler
+    Application                App: the dispatch core (route_request, dispatch, each route's work
+                               composed once), hooks, middleware, error handlers, run()
     Test client                TestClient: the real protocol over an in-memory transport
     CLI and default app        python -m pixie_web, default_app and the module-level shortcuts
 """
@@ -142,7 +151,7 @@ def _new_event_loop():
     return asyncio.new_event_loop()
 
 
-# ---- HTTP grammar --------------------------------------------------------------------------
+# ---- HTTP grammar ---------------------------------------------------------------------------
 # The productions of RFC 9110 and RFC 9112 the server parses, as regular expressions, named
 # after them. Each is deterministic (no nested repetition that can backtrack) and runs in C.
 
@@ -1202,7 +1211,7 @@ class MultipartParser:
         self.files = MultiDict()
         # A CRLF is prepended so the first boundary looks like every other one.
         self._buffer = bytearray(b"\r\n")
-        self._state = "preamble"
+        self._step = "preamble"
         self._preamble_seen = 0
         self._parts = 0
         self._part = None
@@ -1210,11 +1219,11 @@ class MultipartParser:
     def feed(self, data):
         self._buffer += data
         while True:
-            handler = getattr(self, "_state_" + self._state)
+            handler = getattr(self, "_step_" + self._step)
             if not handler():
                 break
 
-    def _state_preamble(self):
+    def _step_preamble(self):
         index = self._buffer.find(self.delimiter)
         if index < 0:
             keep = len(self.delimiter) - 1
@@ -1227,23 +1236,23 @@ class MultipartParser:
         if self._preamble_seen + index > _MAX_PREAMBLE:
             raise HTTPError(400, "multipart preamble too long")
         del self._buffer[:index + len(self.delimiter)]
-        self._state = "after_delimiter"
+        self._step = "after_delimiter"
         return True
 
-    def _state_after_delimiter(self):
+    def _step_after_delimiter(self):
         if len(self._buffer) < 2:
             return False
         marker = bytes(self._buffer[:2])
         del self._buffer[:2]
         if marker == b"--":
-            self._state = "epilogue"
+            self._step = "epilogue"
         elif marker == b"\r\n":
-            self._state = "headers"
+            self._step = "headers"
         else:
             raise HTTPError(400, "malformed multipart boundary line")
         return True
 
-    def _state_headers(self):
+    def _step_headers(self):
         end = self._buffer.find(b"\r\n\r\n")
         limit = self.limits.max_part_header_bytes
         if end < 0:
@@ -1255,7 +1264,7 @@ class MultipartParser:
         raw = bytes(self._buffer[:end])
         del self._buffer[:end + 4]
         self._start_part(raw)
-        self._state = "data"
+        self._step = "data"
         return True
 
     def _start_part(self, raw):
@@ -1293,7 +1302,7 @@ class MultipartParser:
                                  f"({self.limits.max_form_field_size} bytes)")
         sink.write(data) if filename is not None else sink.extend(data)
 
-    def _state_data(self):
+    def _step_data(self):
         index = self._buffer.find(self.delimiter)
         if index < 0:
             keep = len(self.delimiter) - 1
@@ -1304,7 +1313,7 @@ class MultipartParser:
         self._write(self._buffer[:index])
         del self._buffer[:index + len(self.delimiter)]
         self._end_part()
-        self._state = "after_delimiter"
+        self._step = "after_delimiter"
         return True
 
     def _end_part(self):
@@ -1322,13 +1331,13 @@ class MultipartParser:
             content_type = headers.get("Content-Type", "application/octet-stream")
             self.files.add(name, FileUpload(name, filename, content_type, sink, size, headers))
 
-    def _state_epilogue(self):
+    def _step_epilogue(self):
         self._buffer.clear()     # anything after the closing delimiter is ignored
         return False
 
     def finish(self):
         """Check the body ended with the closing delimiter; return ``(fields, files)``."""
-        if self._state != "epilogue":
+        if self._step != "epilogue":
             raise HTTPError(400, "multipart body ended without its closing boundary")
         return self.fields, self.files
 
@@ -2729,7 +2738,7 @@ class Sessions:
         return response
 
 
-# ---- Dispatcher and pool --------------------------------------------------------------------
+# ---- Process pool ---------------------------------------------------------------------------
 
 class ProcessType(Enum):
     """Where the current code runs."""
