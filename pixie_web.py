@@ -604,8 +604,8 @@ class _HeaderSection:
 
     def __iter__(self):
         if self._pairs is None:
-            self._pairs = tuple((name.lower(), value.strip(" \t"))
-                                for name, value in _HEADER_LINE_RE.findall(self._text))
+            self._pairs = tuple([(name.lower(), value.strip(" \t"))
+                                 for name, value in _HEADER_LINE_RE.findall(self._text)])
         return iter(self._pairs)
 
     def __repr__(self):
