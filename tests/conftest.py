@@ -1,11 +1,12 @@
-"""Shared fixtures: real server processes on 127.0.0.1, raw-socket helpers.
+"""Fixtures: real server processes on 127.0.0.1. (Raw-socket helpers: tests/support.py.)
 
-Every server started here listens on 127.0.0.1 on a free port and is stopped by
-pid when the test (or module) ends.  ``server_factory(target, pure=..., **run_kwargs)``
-starts ``tests/serve.py`` with the accelerators on (``pure=False``) or off
-(``pure=True``); the ``parser_mode`` fixture parametrises a test over both.
+Every server started here listens on 127.0.0.1 on a free port and is stopped by pid.
+``shared_server(target, mode, **run_kwargs)`` is the one shared server per app, mode and
+settings (stopped at the end of the session); ``server_factory(target, pure=..., **run_kwargs)``
+starts a server for one test alone. Both run ``tests/serve.py`` with the accelerators on
+(``pure=False``) or off (``pure=True``); the ``parser_mode`` fixture parametrises a test over
+both.
 """
-import contextlib
 import json
 import os
 import signal
@@ -142,25 +143,30 @@ class ServerProcess(ChildServer):
                          child_env(pure, **(env or {})))
 
 
-@contextlib.contextmanager
-def servers_by_mode(target, env=None, **run_kwargs):
-    """For module-scoped fixtures: ``get(mode)`` starts one server per parser mode ("pure" or
-    "accelerated") on first use; all of them are stopped by pid at the end."""
-    started = {}
+_SHARED_SERVERS = {}
 
-    def get(mode):
+
+@pytest.fixture(scope="session")
+def shared_server():
+    """The one way tests share a server: ``shared_server(target, mode, env=None, **run_kwargs)``
+    returns the server process for that app, parser mode ("pure" or "accelerated") and
+    settings, started on first use, restarted if it died, and stopped by pid when the
+    session ends. Tests that need a server of their own use ``server_factory``."""
+    def get(target, mode, env=None, **run_kwargs):
         if mode == "accelerated" and not HAVE_ACCELERATORS:
             pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in started:
-            started[mode] = ServerProcess(target, pure=(mode == "pure"), run_kwargs=run_kwargs,
-                                          env=env)
-        return started[mode]
+        key = (target, mode, json.dumps(env or {}, sort_keys=True),
+               json.dumps(run_kwargs, sort_keys=True))
+        server = _SHARED_SERVERS.get(key)
+        if server is None or not server.alive():
+            server = _SHARED_SERVERS[key] = ServerProcess(target, mode == "pure", run_kwargs,
+                                                          env=env)
+        return server
 
-    try:
-        yield get
-    finally:
-        for server in started.values():
-            server.stop()
+    yield get
+    for server in _SHARED_SERVERS.values():
+        server.stop()
+    _SHARED_SERVERS.clear()
 
 
 @pytest.fixture
@@ -185,30 +191,3 @@ def parser_mode(request):
     if request.param == "accelerated" and not HAVE_ACCELERATORS:
         pytest.skip("uvloop/httptools not installed: accelerated path not testable")
     return request.param
-
-
-def raw_exchange(port, payload, timeout=3.0, read_until_close=True):
-    """Send raw bytes and return everything the server answers until it closes
-    (or until ``timeout`` passes with no more data)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(payload)
-        chunks = []
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-                if not read_until_close:
-                    break
-        except socket.timeout:
-            pass
-        return b"".join(chunks)
-
-
-def status_of(response_bytes):
-    """Status code of the first response in ``response_bytes`` (None if empty)."""
-    if not response_bytes:
-        return None
-    first_line = response_bytes.split(b"\r\n", 1)[0]
-    return int(first_line.split(b" ")[1])

@@ -8,19 +8,18 @@ Bounds are generous on purpose: the tests prove that a limit or a timeout acts (
 is closed, the status is refused, the time grows linearly), not how fast this machine is.
 Linear-time checks compare n and 10*n.  Every loop is bounded in count and in time.
 """
-import os
 import re
 import resource
 import selectors
 import socket
-import struct
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess, raw_exchange, status_of
+from tests.conftest import HAVE_ACCELERATORS
+from tests.support import Client, cpu_seconds, raw_exchange, status_of
 
 APP = "tests.apps.abuse_app:app"
 REDIRECTING = "tests.apps.abuse_app:redirecting"
@@ -32,12 +31,6 @@ GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as status:
         return int(re.search(r"VmRSS:\s+(\d+) kB", status.read()).group(1))
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def ask(port, path=b"/", timeout=5.0):
@@ -100,6 +93,10 @@ def raise_fd_limit(needed):
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}: cannot open enough sockets")
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))   # the server inherits it
 
+
+# The slowloris, idle-connection and trickled-body tests below drive hundreds or thousands of
+# non-blocking sockets at once through a selector or a send/recv loop with its own timing:
+# socket-level behaviour the one-response-at-a-time Client (tests/support.py) does not model.
 
 def is_closed(sock):
     """True when the peer has closed (EOF or reset); reads and drops pending data."""
@@ -220,20 +217,12 @@ def test_client_pipelining_thousands_of_requests_without_reading(server_factory,
     # A16: aiohttp CVE-2026-54273 -- the server must stop reading, not buffer every answer
     server = server_factory(APP, pure=parser_mode == "pure")
     before = rss_kib(server.pid)
-    flood = socket.socket()
-    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    flood.connect(("127.0.0.1", server.port))
-    flood.setblocking(False)
+    flood = Client(server.port, rcvbuf=4096)
     # 1,000,000 requests (31 MB) for 4 MiB answers: far more than kernel buffers hold
     requests = b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * 1_000_000
-    sent, started = 0, time.monotonic()
     try:
         with LatencyProbe(server.port) as probe:
-            while sent < len(requests) and time.monotonic() - started < 4.0:
-                try:
-                    sent += flood.send(requests[sent:sent + 65536])
-                except BlockingIOError:
-                    time.sleep(0.02)
+            sent = flood.push(requests, seconds=4.0)
         growth_mib = (rss_kib(server.pid) - before) / 1024
         print(f"\n[{parser_mode}] {sent // 30} pipelined requests written; server RSS grew {growth_mib:.0f} MiB")
         assert sent < len(requests), "the server read every request of a client that never reads"
@@ -255,29 +244,25 @@ def test_half_closed_sockets_are_answered_and_released_without_spinning(server_f
                                                                         sent, expected):
     # F5: waitress CVE-2024-49769 (busy loop on a half-open socket)
     server = server_factory(APP, pure=parser_mode == "pure", header_timeout=30.0, body_timeout=30.0)
-    sockets = []
+    clients = []
     try:
         for _ in range(200):
-            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
-            sock.sendall(sent)
-            sock.shutdown(socket.SHUT_WR)
-            sockets.append(sock)
+            client = Client(server.port, timeout=5.0)
+            client.send(sent)
+            client.shutdown_write()
+            clients.append(client)
         cpu_before, started = cpu_seconds(server.pid), time.monotonic()
-        for sock in sockets:                       # each is answered (or not) and closed
-            data = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        for client in clients:                     # each is answered (or not) and closed
+            data, closed = client.read_until_close()
+            assert closed and not client.was_reset, "a half-closed socket was not closed"
             assert status_of(data) in expected, data[:200]
         assert time.monotonic() - started < 5.0, "half-closed sockets waited for a timeout"
         time.sleep(1.0)
         cpu_used = cpu_seconds(server.pid) - cpu_before
         assert cpu_used < 0.8, f"the server burnt {cpu_used:.2f}s of CPU after the half-closes"
     finally:
-        for sock in sockets:
-            sock.close()
+        for client in clients:
+            client.close()
     assert_still_serving(server)
 
 
@@ -285,11 +270,10 @@ def test_reset_during_a_large_response_does_not_disturb_the_server(server_factor
     # F5: RST while the server is writing 4 MiB
     server = server_factory(APP, pure=parser_mode == "pure")
     for _ in range(50):
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
-        sock.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
-        sock.recv(1024)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()                                # abortive close: RST
+        client = Client(server.port, timeout=5.0)
+        client.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+        client.read_some()
+        client.reset()                              # abortive close: RST
     assert_still_serving(server)
 
 
@@ -425,18 +409,17 @@ UNICODE_INJECTIONS = ["a%c2%85Set-Cookie:%20pwned=1", "%c4%8d%c4%8aSet-Cookie:%2
 INJECTIONS = CONTROL_INJECTIONS + UNICODE_INJECTIONS
 
 
-@pytest.fixture(scope="module")
-def shared_server():
-    server = ServerProcess(APP, not HAVE_ACCELERATORS, {})
-    yield server
-    server.stop()
+MODE = "accelerated" if HAVE_ACCELERATORS else "pure"
 
 
-@pytest.fixture(scope="module")
-def redirecting_server():
-    server = ServerProcess(REDIRECTING, not HAVE_ACCELERATORS, {})
-    yield server
-    server.stop()
+@pytest.fixture
+def injection_server(shared_server):
+    return shared_server(APP, MODE)
+
+
+@pytest.fixture
+def redirecting_server(shared_server):
+    return shared_server(REDIRECTING, MODE)
 
 
 def response_head(data):
@@ -448,10 +431,10 @@ def response_head(data):
                                   "/error-header?v=", "/tuple-header?v=", "/cookie-set?value=",
                                   "/cookie-set?value=x&path=/", "/cookie-set?value=x&domain=d",
                                   "/header-name?n=X"])
-def test_request_data_cannot_inject_into_response_headers(shared_server, path, injection):
+def test_request_data_cannot_inject_into_response_headers(injection_server, path, injection):
     # C1: bottle CVE-2016-9964, uvicorn CVE-2020-7695, gunicorn CVE-2018-1000164;
     # C3: microdot 2.6.1/2.6.2 cookies; C6: header names
-    data = raw_exchange(shared_server.port, f"GET {path}{injection} HTTP/1.1\r\nHost: a\r\n"
+    data = raw_exchange(injection_server.port, f"GET {path}{injection} HTTP/1.1\r\nHost: a\r\n"
                         "Connection: close\r\n\r\n".encode())
     head = response_head(data)
     assert status_of(data) in (200, 303, 400, 500), data[:300]
@@ -465,9 +448,9 @@ def test_request_data_cannot_inject_into_response_headers(shared_server, path, i
 
 
 @pytest.mark.parametrize("status", ["1000", "99", "0", "-1", "12345"])
-def test_status_from_request_data_cannot_break_the_status_line(shared_server, status):
+def test_status_from_request_data_cannot_break_the_status_line(injection_server, status):
     # C2: the status line is "HTTP/1.1 <3 digits> <reason>"
-    data = raw_exchange(shared_server.port, f"GET /status?s={status} HTTP/1.1\r\nHost: a\r\n"
+    data = raw_exchange(injection_server.port, f"GET /status?s={status} HTTP/1.1\r\nHost: a\r\n"
                         "Connection: close\r\n\r\n".encode())
     status_line = data.split(b"\r\n", 1)[0]
     assert re.fullmatch(rb"HTTP/1\.1 [1-9][0-9][0-9] [\x20-\x7e]+", status_line), status_line
@@ -478,9 +461,9 @@ def test_status_from_request_data_cannot_break_the_status_line(shared_server, st
     ('a%22b%5c.txt', None),
     ("%c3%a9t%c3%a9%0a.pdf", "filename*=UTF-8''%C3%A9t%C3%A9%0A.pdf"),
 ])
-def test_download_name_from_request_data_cannot_break_content_disposition(shared_server, name, expected):
+def test_download_name_from_request_data_cannot_break_content_disposition(injection_server, name, expected):
     # C4: aiohttp CVE-2026-34514 / CVE-2026-50269
-    data = raw_exchange(shared_server.port, f"GET /download?name={name} HTTP/1.1\r\nHost: a\r\n"
+    data = raw_exchange(injection_server.port, f"GET /download?name={name} HTTP/1.1\r\nHost: a\r\n"
                         "Connection: close\r\n\r\n".encode())
     assert status_of(data) == 200, data[:300]
     lines = response_head(data).split(b"\r\n")

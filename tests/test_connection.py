@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pixie_web
-from pixie_web import (App, END_OF_MESSAGE, Data, HTTP11Connection, ProtocolError, ReadState,
+from pixie_web import (App, END_OF_MESSAGE, Data, HTTP11Connection, ReadState,
                        RequestHead, Response, TestClient, serialize_head, to_response)
 
 LIMITS = App(max_body_size=64)

@@ -17,7 +17,7 @@ import pytest
 
 from pixie_web import App, Response, TestClient
 from tests.apps.essentials_app import COOKIE_SECRET
-from tests.conftest import raw_exchange, servers_by_mode, status_of
+from tests.support import raw_exchange, status_of
 
 TARGET = "tests.apps.essentials_app:app"
 SIGNED_VALUE = {"user": "ünïcode", "roles": [1, 2, 3], "admin": False}
@@ -25,9 +25,8 @@ ABSENT = "<absent>"
 
 
 @pytest.fixture(scope="module")
-def servers():
-    with servers_by_mode(TARGET, workers=1) as get:
-        yield get
+def servers(shared_server):
+    return lambda mode: shared_server(TARGET, mode, workers=1)
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])

@@ -11,9 +11,7 @@ to two real servers, one per path, whose answers must be byte-identical (Date as
 Where llhttp itself refuses a header section, both pixie_web paths must refuse it too
 ("the stricter behaviour wins on both paths").
 """
-import random
 import re
-import socket
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 
 import pixie_web
 from tests.conftest import HAVE_ACCELERATORS, ServerProcess
+from tests.support import Client, RandomPicker, chunked_bodies, request_head, request_heads
 
 try:
     import httptools
@@ -32,120 +31,6 @@ needs_httptools = pytest.mark.skipif(httptools is None,
 
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_COUNT = 100
-
-# ---- A grammar of request heads: valid pieces and the mutations advisories used ------------
-
-METHODS = [b"GET", b"POST", b"PUT", b"OPTIONS", b"HEAD", b"FOO", b"get", b"M-SEARCH",
-           b"GET\x00PROXY", b"bla:rgh", b"GET\xc3\x9f", b"", b"G ET"]             # B6
-TARGETS = [b"/", b"/echo", b"/echo?a=1;b=2&c", b"http://a/echo", b"HTTP://a:80/echo?x",
-           b"*", b"/%ff", b"/a%00b", b"foo/bar", b"example.com:443", b"/a b", b"/\xc3\xa9",
-           b"/#frag", b"//evil.example/", b"http://a/b#c"]                      # B8, H2
-VERSIONS = [b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"HTTP/0.9", b"HTTP/1.10", b"HTTP/1",
-            b"http/1.1", b"HTTP/1.\xf0\x9d\x9f\x99", b"HTTP/1\xc3\xb61", b"FTP/1.1"]   # B8
-
-CONTENT_LENGTHS = [b"0", b"3", b"5", b"10", b"007", b"+1", b"-1", b"-0", b"0_1", b"0x10",
-                   b"1E3", b"bla-bla", b"0 1", b"3 1", b"5, 5", b"5,5", b"",
-                   "\u0661".encode(), "\U0001d7d9".encode(), b"9" * 19, b"9" * 5000,
-                   b"99999999999999999999"]                                      # A3, A4, A5
-TRANSFER_ENCODINGS = [b"chunked", b"CHUNKED", b"xchunked", b"chunked, identity",
-                      b"identity, chunked", b"gzip, chunked", b"chunked, chunked", b"chunked,",
-                      b",chunked", b"\rchunked", b"chunked\x0b", b"identity", b"gzip",
-                      b"chunked;q=1", b" chunked\t", b""]                          # A6, A7
-HOSTS = [b"a", b"a:80", b"127.0.0.1:8000", b"[::1]:80", b"a/b", b"a#", b"a?x", b"a b",
-         b"\xff", b"", b"evil.example"]                                          # B10
-NAMES = [b"Host", b"Content-Length", b"Transfer-Encoding", b"Connection", b"Expect",
-         b"Cookie", b"X-A", b"Content-Type", b"Upgrade", b"Content_Length",
-         b"Transfer_Encoding", b"Content-Length ", b" Host", b"Content-Encoding?",
-         b"Content-Length\xc3\x9f", b"", b"ba\x00z", b"X\tY"]                     # B5, B6, B7
-VALUES = [b"a", b"", b"close", b"keep-alive", b"upgrade", b"100-continue", b"foo",
-          b"h2c", b"websocket", b"a=b; c=d", b"application/json", b"x" * 300,
-          b"plain\x07injected", b"\x7f", b"a\x00b", b"\xff\xfe", b"a\tb", b" \t lead",
-          b"trail \t", b"\t " * 40 + b"x"]                                       # B3, B13
-INSERTS = [b"\r", b"\n", b"\x00", b"\x0b", b"\x0c", b"\x7f", b" ", b"\t", b"\xff", b":",
-           b"\r\n", b"\n ", b"\r\n\t"]                                             # B1, B2, B4
-
-
-class RandomPicker:
-    """Draws from a seeded ``random.Random``: fast, for bulk corpora."""
-
-    def __init__(self, seed):
-        self.random = random.Random(seed)
-
-    def choice(self, options):
-        return self.random.choice(options)
-
-    def integer(self, low, high):
-        return self.random.randint(low, high)
-
-    def binary(self, max_size):
-        return bytes(self.random.getrandbits(8) for _ in range(self.random.randint(0, max_size)))
-
-
-class HypothesisPicker:
-    """Draws through hypothesis (shrinkable), with the same interface."""
-
-    def __init__(self, draw):
-        self.draw = draw
-
-    def choice(self, options):
-        return self.draw(st.sampled_from(options))
-
-    def integer(self, low, high):
-        return self.draw(st.integers(low, high))
-
-    def binary(self, max_size):
-        return self.draw(st.binary(max_size=max_size))
-
-
-def header_line(pick):
-    """One header line (without its CRLF), valid or mutated."""
-    kind = pick.choice(["cl", "te", "host", "conn", "any", "any", "raw"])
-    if kind == "cl":
-        line = b"Content-Length: " + pick.choice(CONTENT_LENGTHS)
-    elif kind == "te":
-        line = b"Transfer-Encoding: " + pick.choice(TRANSFER_ENCODINGS)
-    elif kind == "host":
-        line = b"Host: " + pick.choice(HOSTS)
-    elif kind == "conn":
-        line = b"Connection: " + pick.choice([b"close", b"keep-alive", b"upgrade",
-                                              b"Keep-Alive, Upgrade", b"close, x"])
-    elif kind == "any":
-        line = pick.choice(NAMES) + b":" + pick.choice([b"", b" ", b"\t"]) + pick.choice(VALUES)
-    else:
-        line = pick.binary(24)
-    if pick.integer(0, 4) == 0:                             # one mutation, anywhere
-        position = pick.integer(0, len(line))
-        line = line[:position] + pick.choice(INSERTS) + line[position:]
-    if pick.integer(0, 9) == 0:                             # obs-fold: B4
-        line = pick.choice([b" ", b"\t"]) + line
-    return line
-
-
-def request_head(pick, valid_request_line_weight=4):
-    """A request head: the bytes before the blank line (no trailing CRLF CRLF)."""
-    if pick.integer(0, valid_request_line_weight):
-        request_line = (pick.choice(METHODS[:8]) + b" " + pick.choice(TARGETS[:5]) + b" "
-                        + pick.choice(VERSIONS[:2]))
-    else:
-        request_line = (pick.choice(METHODS) + pick.choice([b" ", b"  ", b"\t"])
-                        + pick.choice(TARGETS) + b" " + pick.choice(VERSIONS))
-    lines = [request_line]
-    if pick.integer(0, 1):
-        lines.append(b"Host: a")
-    lines += [header_line(pick) for _ in range(pick.integer(0, 6))]
-    if pick.integer(0, 5) == 0:
-        lines.insert(pick.integer(1, len(lines)), header_line(pick))
-    head = b"\r\n".join(lines)
-    if pick.integer(0, 7) == 0:                             # a bare LF / CR somewhere: B1, B2
-        position = pick.integer(0, len(head))
-        head = head[:position] + pick.choice([b"\n", b"\r", b"\r\r\n"]) + head[position:]
-    return head
-
-
-@st.composite
-def request_heads(draw, valid_request_line_weight=4):
-    return request_head(HypothesisPicker(draw), valid_request_line_weight)
-
 
 # ---- In-process: parse_request_head on both paths -------------------------------------------
 
@@ -317,36 +202,11 @@ def server_pair():
 
 def wire_exchange(port, payload):
     """Send ``payload`` in one write and read until the server closes (3 s at most)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=3.0) as sock:
-        sock.sendall(payload)
-        chunks = []
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
-        except (socket.timeout, ConnectionResetError):
-            chunks.append(b"<no close>")
-    return re.sub(rb"\r\nDate: [^\r\n]*", b"", b"".join(chunks))
-
-
-@st.composite
-def chunked_bodies(draw):
-    chunks = draw(st.lists(st.binary(min_size=1, max_size=20), max_size=5))
-    out = b""
-    for chunk in chunks:
-        size = b"%x" % len(chunk)
-        extension = draw(st.sampled_from([b"", b";a", b";a=b", b';a="q;\\"x"', b" ;a", b";a\nb",
-                                          b"\t", b";"]))
-        out += size + extension + b"\r\n" + chunk + b"\r\n"
-    out += draw(st.sampled_from([b"0\r\n\r\n", b"0\r\nX-T: a\r\n\r\n", b"0\r\nContent-Length: 9\r\n\r\n",
-                                 b"0\r\nHost: evil\r\n\r\n", b"0\r\n", b"0\r\nXX", b"00\r\n\r\n"]))
-    if out and draw(st.integers(0, 3)) == 0:               # one framing byte changed
-        position = draw(st.integers(0, len(out) - 1))
-        out = out[:position] + draw(st.sampled_from([b"_", b"\n", b"\r", b"+", b" ", b"x"])) \
-            + out[position + 1:]
-    return out
+    with Client(port, timeout=3.0) as client:
+        client.send(payload)
+        data, closed = client.read_until_close()
+    ending = b"" if closed and not client.was_reset else b"<no close>"
+    return re.sub(rb"\r\nDate: [^\r\n]*", b"", data + ending)
 
 
 @st.composite

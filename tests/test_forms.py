@@ -20,7 +20,8 @@ import requests
 
 from pixie_web import HTTPError, MultipartParser, TestClient
 from tests.apps.essentials_app import make_form_app
-from tests.conftest import ROOT, raw_exchange, servers_by_mode, status_of
+from tests.conftest import ROOT
+from tests.support import raw_exchange, status_of
 
 TARGET = "tests.apps.essentials_app:app"
 BOUNDARY = "----pixie-form-boundary-7MA4YWxk"
@@ -516,10 +517,9 @@ def test_sanitised_filename_is_the_base_name(raw_filename, expected):
 # ---- real servers: multi-MB uploads in both parser modes --------------------------------------
 
 @pytest.fixture(scope="module")
-def servers():
+def servers(shared_server):
     """Real servers (with a 2-worker pool), started on first use per parser mode."""
-    with servers_by_mode(TARGET, workers=2) as get:
-        yield get
+    return lambda mode: shared_server(TARGET, mode, workers=2)
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])

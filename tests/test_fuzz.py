@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import pixie_web
 from pixie_web import (App, HTTPError, MultipartParser, Response, SimpleTemplate, TemplateError,
                        TestClient, parse_cookie_header, parse_query_string)
-from tests.test_differential import chunked_bodies, request_heads
+from tests.support import chunked_bodies, request_heads
 
 FAST = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -11,14 +11,13 @@ import email.utils
 import http.cookies
 import json
 import os
-import socket
 import time
 
 import pytest
 
 from pixie_web import (App, FileResponse, HTTPError, JSONResponse, RedirectResponse,
                        Response, RouteType, StreamResponse, TestClient, abort, redirect)
-from tests.conftest import raw_exchange, status_of
+from tests.support import Client, raw_exchange, status_of
 
 HANDLERS_APP = "tests.apps.handlers_app:app"
 ROUTE_TYPES = ["sync", "asnc", "thread"]
@@ -1041,26 +1040,18 @@ def test_wire_generator_on_http10_is_not_chunked_and_closes(server_factory, pars
 def test_wire_async_generator_chunks_are_sent_as_they_are_produced(server_factory, parser_mode):
     server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
     token = f"t{time.monotonic_ns()}"
-    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
-        sock.sendall(f"GET /gated/{token} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-                     .encode())
-        received = b""
-        deadline = time.monotonic() + 3
-        while b"before-gate;" not in received and time.monotonic() < deadline:
-            data = sock.recv(65536)  # socket timeout 3 s: fails if nothing is streamed early
-            if not data:
-                break
-            received += data
+    with Client(server.port, timeout=3) as client:
+        client.send(f"GET /gated/{token} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                    .encode())
+        received = client.read_until(b"before-gate;", timeout=3)
         assert b"before-gate;" in received
         assert b"after-gate" not in received
         opened = raw_exchange(server.port, f"GET /open-gate/{token} HTTP/1.1\r\nHost: a\r\n"
                               f"Connection: close\r\n\r\n".encode())
         assert status_of(opened) == 200
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            received += data
+        rest, closed = client.read_until_close(timeout=3)
+        assert closed, "the stream did not end after its gate opened"
+        received += rest
     body = dechunk(received.partition(b"\r\n\r\n")[2])
     assert body == b"before-gate;after-gate"
 

@@ -17,262 +17,26 @@ Limits, timeouts and floods live in test_http11_limits.py.
 import email.utils
 import os
 import re
-import select
-import socket
-import threading
 import time
-from collections import deque
 from datetime import datetime, timezone
 
 import h11
 import pytest
 
-from tests.conftest import ServerProcess
+from tests.support import (ECHO_CHUNKED, ECHO_CL, FOLLOWER, PROTOCOL_APP, Client, assert_rejected,
+                           calls, cpu_seconds, exchange, parse_all)
 
-APP = "tests.apps.protocol_app:app"
+APP = PROTOCOL_APP
 MAX_BODY = 65536          # max_body_size of the shared server (small, for speed)
 HOST = b"Host: a\r\n"
-FOLLOWER = b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
-ECHO_CL = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
-ECHO_CHUNKED = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-# ---- Reading responses off the wire -------------------------------------------------------------
-
-class Reply:
-    """One parsed HTTP response."""
-
-    def __init__(self, status_line, headers, body=b""):
-        self.status_line = status_line
-        self.status = int(status_line.split(b" ")[1])
-        self.headers = headers            # list of (lower-case name, value)
-        self.body = body
-
-    def header(self, name):
-        values = [value for key, value in self.headers if key == name.lower()]
-        return ", ".join(values) if values else None
-
-    def __repr__(self):
-        return f"<Reply {self.status_line!r} {self.headers!r} {self.body[:80]!r}>"
-
-
-def parse_reply(buffer, head=False, eof=False):
-    """Parse one response from the start of ``buffer``: (Reply, bytes used), or None if incomplete."""
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    lines = buffer[:end].split(b"\r\n")
-    headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        assert colon, f"malformed response header line {line!r}"
-        headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
-    reply = Reply(lines[0], headers)
-    position = end + 4
-    if head or reply.status < 200 or reply.status in (204, 304):
-        return reply, position
-    if (reply.header("transfer-encoding") or "").lower() == "chunked":
-        body = bytearray()
-        while True:
-            line_end = buffer.find(b"\r\n", position)
-            if line_end < 0:
-                return None
-            size = int(buffer[position:line_end].split(b";")[0], 16)
-            position = line_end + 2
-            if size == 0:
-                while True:                        # trailers, up to the empty line
-                    line_end = buffer.find(b"\r\n", position)
-                    if line_end < 0:
-                        return None
-                    trailer, position = buffer[position:line_end], line_end + 2
-                    if not trailer:
-                        reply.body = bytes(body)
-                        return reply, position
-            if len(buffer) < position + size + 2:
-                return None
-            body += buffer[position:position + size]
-            assert buffer[position + size:position + size + 2] == b"\r\n", "bad chunk framing"
-            position += size + 2
-    length = reply.header("content-length")
-    if length is not None:
-        length = int(length)
-        if len(buffer) < position + length:
-            return None
-        reply.body = buffer[position:position + length]
-        return reply, position + length
-    if not eof:
-        return None
-    reply.body = buffer[position:]
-    return reply, len(buffer)
-
-
-def parse_all(data, eof=True):
-    """All complete responses in ``data`` and the unparsed rest."""
-    replies = []
-    while data:
-        parsed = parse_reply(data, eof=eof)
-        if parsed is None:
-            break
-        reply, used = parsed
-        replies.append(reply)
-        data = data[used:]
-    return replies, data
-
-
-class Client:
-    """A raw TCP connection with a response reader."""
-
-    def __init__(self, port, timeout=5.0, nodelay=False, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(timeout)
-        self.sock.connect(("127.0.0.1", port))
-        if nodelay:
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.timeout = timeout
-        self.buffer = b""
-        self.eof = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def send_ignoring_close(self, data):
-        """Send what the server accepts; a server that already closed is not an error here."""
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def shutdown_write(self):
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-
-    def _fill(self, deadline):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise socket.timeout("no complete response in time")
-        self.sock.settimeout(remaining)
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.eof = True
-        self.buffer += chunk
-
-    def reply(self, head=False, timeout=None):
-        """Read exactly one response (interim 1xx responses count as one)."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            parsed = parse_reply(self.buffer, head=head, eof=self.eof)
-            if parsed is not None:
-                reply, used = parsed
-                self.buffer = self.buffer[used:]
-                return reply
-            if self.eof:
-                raise AssertionError(f"connection closed mid-response; got {self.buffer[:300]!r}")
-            self._fill(deadline)
-
-    def read_until_close(self, timeout=None):
-        """Everything until the server closes: (bytes, closed).  closed=False on timeout."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        try:
-            while not self.eof:
-                self._fill(deadline)
-        except socket.timeout:
-            pass
-        data, self.buffer = self.buffer, b""
-        return data, self.eof
-
-    def closed_now(self):
-        """Non-blocking: has the server closed (or reset) the connection?  Keeps any data read."""
-        if self.eof:
-            return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if readable:
-            self._fill(time.monotonic() + 1.0)
-        return self.eof
-
-
-def exchange(port, payload, timeout=3.0, shut_wr=False):
-    """Send ``payload`` on a new connection; return (everything received, server closed?)."""
-    with Client(port, timeout=timeout) as client:
-        client.send_ignoring_close(payload)
-        if shut_wr:
-            client.shutdown_write()
-        return client.read_until_close(timeout)
-
-
-def calls(port):
-    """How many handlers (other than /count) the server has run so far."""
-    data, closed = exchange(port, b"GET /count HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    replies, _ = parse_all(data, eof=closed)
-    assert replies and replies[0].status == 200, f"/count failed: {data[:300]!r}"
-    return int(replies[0].body)
-
-
-def assert_rejected(port, payload, statuses=(400,), follower=True, timeout=3.0):
-    """The request gets one of ``statuses`` with Connection: close, the connection closes,
-    and neither it nor the smuggled follower sent behind it runs a handler."""
-    before = calls(port)
-    data, closed = exchange(port, payload + (FOLLOWER if follower else b""), timeout=timeout)
-    after = calls(port)
-    replies, rest = parse_all(data, eof=closed)
-    assert replies, f"no response (closed={closed}), got {data[:300]!r}"
-    first = replies[0]
-    assert first.status in statuses, f"expected {statuses}, got {first.status}: {data[:400]!r}"
-    assert len(replies) == 1 and not rest, f"bytes after the rejected request were answered: {data[:600]!r}"
-    assert (first.header("connection") or "").lower() == "close", first
-    assert first.body.startswith(b"%d " % first.status), f"error body should start with the status: {first}"
-    assert closed, "the connection stayed open after a protocol error"
-    assert after == before, f"a handler ran for a rejected request ({before} -> {after} calls)"
-    return first
-
-
-def cpu_seconds(pid):
-    """User + system CPU time a process has used (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# ---- Shared servers (one per parser mode, for the whole module) ---------------------------------
-
-def start_drained(parser_mode, **run_kwargs):
-    """Start the protocol app (its output goes to a file, so a chatty log can't block it)."""
-    return ServerProcess(APP, parser_mode == "pure", run_kwargs)
-
-
-_SERVERS = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stop_shared_servers():
-    yield
-    for server in _SERVERS.values():
-        server.stop()
-    _SERVERS.clear()
-
+# ---- The shared server -------------------------------------------------------------------------
 
 @pytest.fixture
-def server(parser_mode):
+def server(parser_mode, shared_server):
     """The protocol app with default limits except max_body_size=MAX_BODY, shared per mode."""
-    current = _SERVERS.get(parser_mode)
-    if current is None or not current.alive():
-        current = _SERVERS[parser_mode] = start_drained(parser_mode, max_body_size=MAX_BODY)
-    return current
+    return shared_server(APP, parser_mode, max_body_size=MAX_BODY)
 
 
 # ---- Keep-alive, pipelining, Connection, Date ---------------------------------------------------
@@ -544,7 +308,9 @@ def test_head_of_a_streaming_route_sends_no_body(server):
 
 def test_responses_are_valid_http11_for_a_strict_client(server):
     connection = h11.Connection(h11.CLIENT)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+    # h11 is the response reader here: the client only carries its bytes
+    with Client(server.port) as client:
+        sock = client.sock
 
         def round_trip(method, target, headers=(), body=None):
             out = connection.send(h11.Request(method=method, target=target,

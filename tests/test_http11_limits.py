@@ -6,52 +6,27 @@ per send (B9); short configured timeouts close slow or idle connections
 bounded and does not starve others (A16).  Every test runs on the pure-Python
 and the accelerated path (``parser_mode``).  Ids are the advisory classes of SECURITY.md.
 """
-import socket
 import time
 
 import pytest
 
-from tests.test_http11 import (
-    APP, ECHO_CHUNKED, ECHO_CL, MAX_BODY, Client, calls, exchange, parse_all, start_drained,
-)
+from tests.support import (ECHO_CHUNKED, ECHO_CL, PROTOCOL_APP as APP, Client, calls, exchange,
+                           parse_all)
 
-_SERVERS = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _stop_shared_servers():
-    yield
-    for server in _SERVERS.values():
-        server.stop()
-    _SERVERS.clear()
-
-
-def _shared(parser_mode, name, **run_kwargs):
-    current = _SERVERS.get((parser_mode, name))
-    if current is None or not current.alive():
-        current = _SERVERS[parser_mode, name] = start_drained(parser_mode, **run_kwargs)
-    return current
+MAX_BODY = 65536          # max_body_size of the shared server (small, for speed)
 
 
 @pytest.fixture
-def server(parser_mode):
+def server(parser_mode, shared_server):
     """Default limits, except a small max_body_size so the body tests stay fast."""
-    return _shared(parser_mode, "limits", max_body_size=MAX_BODY)
+    return shared_server(APP, parser_mode, max_body_size=MAX_BODY)
 
 
 @pytest.fixture
-def slow_server(parser_mode):
+def slow_server(parser_mode, shared_server):
     """Short timeouts: 0.5 s for the head, the body and keep-alive idling."""
-    return _shared(parser_mode, "timeouts", header_timeout=0.5, body_timeout=0.5, keepalive_timeout=0.5)
-
-
-def trickle(client, data):
-    """Send ``data`` one byte per send() (TCP_NODELAY is on); stop once the server has closed."""
-    for index in range(len(data)):
-        try:
-            client.sock.send(data[index:index + 1])
-        except OSError:
-            return
+    return shared_server(APP, parser_mode, header_timeout=0.5, body_timeout=0.5,
+                         keepalive_timeout=0.5)
 
 
 def assert_limit_rejected(port, payload, status, trickled=False):
@@ -59,7 +34,7 @@ def assert_limit_rejected(port, payload, status, trickled=False):
     before = calls(port)
     with Client(port, timeout=10.0, nodelay=trickled) as client:
         if trickled:
-            trickle(client, payload)
+            client.trickle(payload)
         else:
             client.send_ignoring_close(payload)
         data, closed = client.read_until_close(5.0)
@@ -325,20 +300,6 @@ def test_keep_alive_timeout_counts_from_the_last_response_and_never_closes_early
 
 # ---- Pipelining floods that never read (A16) ----------------------------------------------------
 
-def push(sock, data, seconds):
-    """Write as much of ``data`` as the server lets us within ``seconds``, never reading."""
-    sock.setblocking(False)
-    sent, deadline = 0, time.monotonic() + seconds
-    while sent < len(data) and time.monotonic() < deadline:
-        try:
-            sent += sock.send(data[sent:sent + 65536])
-        except BlockingIOError:
-            time.sleep(0.01)
-        except OSError:
-            break
-    return sent
-
-
 def other_client_is_served(port):
     started = time.monotonic()
     data, closed = exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", timeout=5.0)
@@ -350,11 +311,9 @@ def other_client_is_served(port):
 def test_ten_thousand_pipelined_requests_never_read_do_not_starve_other_clients(server_factory, parser_mode):
     # A16: aiohttp CVE-2026-54273 (GHSA-4fvr-rgm6-gqmc)
     server = server_factory(APP, pure=(parser_mode == "pure"))
-    flood = socket.socket()
-    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    flood.connect(("127.0.0.1", server.port))
+    flood = Client(server.port, rcvbuf=4096)
     try:
-        push(flood, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 10000, seconds=3.0)
+        flood.push(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n" * 10000, seconds=3.0)
         assert other_client_is_served(server.port) < 3.0
         assert server.alive()
     finally:
@@ -368,11 +327,9 @@ def test_pipelined_flood_never_read_stops_being_processed(server_factory, parser
     server = server_factory(APP, pure=(parser_mode == "pure"))
     sent_requests = 3000
     before = calls(server.port)
-    flood = socket.socket()
-    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    flood.connect(("127.0.0.1", server.port))
+    flood = Client(server.port, rcvbuf=4096)
     try:
-        push(flood, b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * sent_requests, seconds=3.0)
+        flood.push(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n" * sent_requests, seconds=3.0)
         assert other_client_is_served(server.port) < 3.0
         handled, deadline = calls(server.port), time.monotonic() + 6.0
         while time.monotonic() < deadline:              # wait until the server stops making progress

@@ -1,11 +1,12 @@
 """Start-up and graceful shutdown of a real server process: hooks, signals, in-flight requests."""
 import os
 import signal
-import socket
 import threading
 import time
 
 import requests
+
+from tests.support import Client
 
 TARGET = "tests.apps.lifecycle_app:app"
 
@@ -44,7 +45,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_runs_shutdown_
     deadline = time.monotonic() + 0.8
     while time.monotonic() < deadline and not refused:
         try:
-            socket.create_connection(("127.0.0.1", server.port), timeout=0.2).close()
+            Client(server.port, timeout=0.2).close()
             time.sleep(0.02)
         except OSError:
             refused = True
@@ -60,12 +61,12 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_runs_shutdown_
 def test_idle_keep_alive_connections_do_not_delay_shutdown(server_factory, tmp_path):
     server = server_factory(TARGET, pure=True, env={"LIFECYCLE_MARKS": str(tmp_path)},
                             shutdown_timeout=8.0, keepalive_timeout=30.0)
-    idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-    idle.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert idle.recv(4096).startswith(b"HTTP/1.1 200")
+    idle = Client(server.port, timeout=5)
+    idle.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert idle.reply().status == 200
     started = time.monotonic()
     os.kill(server.pid, signal.SIGTERM)
     server.process.wait(timeout=10)
     assert time.monotonic() - started < 3.0, "an idle connection held the shutdown"
-    assert idle.recv(4096) == b""      # the server closed the idle connection
+    assert idle.read_until_close() == (b"", True)     # the server closed the idle connection
     idle.close()

@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections import namedtuple
@@ -22,6 +21,7 @@ import requests
 from pixie_web import App, RouteType, TestClient
 from tests.apps import pool_app
 from tests.conftest import HAVE_ACCELERATORS, ServerProcess
+from tests.support import Client
 
 POOL_APP = "tests.apps.pool_app:app"
 # Tests that are not about the parser run once, on the accelerated path when it is installed.
@@ -427,22 +427,6 @@ def test_pool_handler_exception_gives_generic_500(call):
 
 # ---- generators streamed back from the pool -----------------------------------------------------
 
-def recv_until(sock, needle, timeout):
-    """Read until ``needle`` is in the buffer, the peer closes, or ``timeout`` passes."""
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    sock.settimeout(0.25)
-    while time.monotonic() < deadline and (needle is None or needle not in buffer):
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            continue
-        if not data:
-            break
-        buffer += data
-    return buffer
-
-
 def dechunk(data):
     body = b""
     while True:
@@ -462,13 +446,13 @@ def get_request(path):
 def test_pool_generator_streams_each_chunk_as_it_is_yielded(wire, tmp_path):
     # The generator cannot yield its second chunk until the test creates the release file,
     # so receiving the first chunk before that proves the response is streamed.
-    with socket.create_connection(("127.0.0.1", wire.port), timeout=5) as sock:
-        sock.sendall(get_request("/pool/stream/gated?dir=" + quote(str(tmp_path))))
-        received = recv_until(sock, b"first;", timeout=8)
+    with Client(wire.port, timeout=5) as client:
+        client.send(get_request("/pool/stream/gated?dir=" + quote(str(tmp_path))))
+        received = client.read_until(b"first;", timeout=8)
         assert b"first;" in received, f"first chunk not streamed before the generator finished: {received!r}"
         assert b"second;" not in received
         (tmp_path / "release").write_text("go")
-        received += recv_until(sock, None, timeout=15)
+        received += client.read_until(None, timeout=15)
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200")
     assert b"transfer-encoding: chunked" in head.lower()
@@ -478,9 +462,9 @@ def test_pool_generator_streams_each_chunk_as_it_is_yielded(wire, tmp_path):
 def test_client_disconnect_closes_pool_generator(wire, tmp_path):
     # Left alone the generator would tick for 30 s and record "finished".
     ended = tmp_path / "ended"
-    with socket.create_connection(("127.0.0.1", wire.port), timeout=5) as sock:
-        sock.sendall(get_request("/pool/stream/endless?dir=" + quote(str(tmp_path))))
-        received = recv_until(sock, b"tick 1\n", timeout=8)
+    with Client(wire.port, timeout=5) as client:
+        client.send(get_request("/pool/stream/endless?dir=" + quote(str(tmp_path))))
+        received = client.read_until(b"tick 1\n", timeout=8)
         assert b"tick 1\n" in received, received
     wait_for(ended.exists, 10, "the generator's finally block did not run within 10 s of the disconnect")
     assert ended.read_text() == "closed"

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.conftest import raw_exchange, servers_by_mode, status_of
+from tests.support import raw_exchange, status_of
 
 APP = "tests.apps.protocol_app:app"
 TIMEOUT = 5.0          # seconds raw_exchange waits for more bytes when the server keeps it open
@@ -26,10 +26,9 @@ GOOD_LAST = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def servers():
+def servers(shared_server):
     # a long request line, so 5,000 digits fit even when every one is percent-encoded
-    with servers_by_mode(APP, max_request_line=MAX_REQUEST_LINE) as get:
-        yield get
+    return lambda mode: shared_server(APP, mode, max_request_line=MAX_REQUEST_LINE)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ use raw sockets against the real servers only.
 """
 import hashlib
 import json
-import socket
 import time
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 from pixie_web import TestClient
 from tests.apps import request_app
 from tests.apps.request_app import MAX_BODY_SIZE, MAX_QUERY_PARAMS
-from tests.conftest import raw_exchange, servers_by_mode, status_of
+from tests.support import Client, raw_exchange, status_of
 
 TARGET = "tests.apps.request_app:app"
 
@@ -55,10 +54,9 @@ class OverTheWire:
 
 
 @pytest.fixture(scope="module")
-def servers():
-    """Real servers, started on first use (one per parser mode) and stopped at module end."""
-    with servers_by_mode(TARGET, workers=1) as get:
-        yield get
+def servers(shared_server):
+    """Real servers, started on first use (one per parser mode), shared by the session."""
+    return lambda mode: shared_server(TARGET, mode, workers=1)
 
 
 @pytest.fixture(scope="module", params=["testclient", "pure", "accelerated"])
@@ -491,22 +489,14 @@ def test_stream_body_with_content_length_over_limit_is_413_without_the_body(serv
 def test_stream_body_chunked_over_limit_is_413(server):
     chunk = b"c" * 65536
     deadline = time.monotonic() + 10
-    received = b""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"POST /stream HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with Client(server.port, timeout=5) as client:
+        client.send(b"POST /stream HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
         try:
             for _ in range(MAX_BODY_SIZE // len(chunk) + 8):      # bounded: limit + 512 KiB
                 if time.monotonic() > deadline:
                     break
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                client.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         except OSError:
             pass           # the server answered 413 and closed while we were still sending
-        try:
-            while time.monotonic() < deadline:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                received += data
-        except OSError:
-            pass
+        received = client.read_until(None, timeout=max(0.1, deadline - time.monotonic()))
     assert status_of(received) == 413

@@ -14,7 +14,7 @@ import requests
 
 from pixie_web import (App, Response, Router, RouteType, TestClient, default_app,
                        route)
-from tests.conftest import raw_exchange, status_of
+from tests.support import raw_exchange, status_of
 
 HANDLERS_APP = "tests.apps.handlers_app:app"
 SLASH_APP = "tests.apps.handlers_app:slash_app"

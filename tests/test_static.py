@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.conftest import raw_exchange, servers_by_mode, status_of
+from tests.support import raw_exchange, status_of
 
 TARGET = "tests.apps.essentials_app:static_app"
 HELLO = b"Hello, static world!\n"
@@ -60,9 +60,8 @@ def tree(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def servers(tree):
-    with servers_by_mode(TARGET, env={"ESSENTIALS_STATIC_ROOT": str(tree)}) as get:
-        yield get
+def servers(tree, shared_server):
+    return lambda mode: shared_server(TARGET, mode, env={"ESSENTIALS_STATIC_ROOT": str(tree)})
 
 
 @pytest.fixture(scope="module", params=["pure", "accelerated"])

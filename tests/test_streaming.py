@@ -7,12 +7,12 @@ pool worker); and SIGTERM still stops the server within ``shutdown_timeout``.
 """
 import os
 import signal
-import socket
 import time
 
 import pytest
 
-from tests.conftest import ServerProcess, raw_exchange, status_of
+from tests.conftest import ServerProcess
+from tests.support import Client, raw_exchange, status_of
 
 STREAM_ROUTES = ["sync", "thread", "asnc", "asnc-awaiting", "pool"]
 
@@ -25,35 +25,25 @@ def markers(tmp_path_factory):
     return directory
 
 
-@pytest.fixture(scope="module")
-def servers(markers):
-    started = {}
-
+@pytest.fixture
+def servers(markers, shared_server):
     def get(mode, **run_kwargs):
-        key = (mode, tuple(sorted(run_kwargs.items())))
-        if key not in started:
-            started[key] = ServerProcess(
-                "tests.apps.streaming_app:app", pure=(mode == "pure"),
-                run_kwargs={"workers": 1, **run_kwargs},
-                env={"STREAM_MARKERS": str(markers)})
-        return started[key]
-
-    yield get
-    for server in started.values():
-        server.stop()
+        return shared_server("tests.apps.streaming_app:app", mode,
+                             env={"STREAM_MARKERS": str(markers)}, workers=1, **run_kwargs)
+    return get
 
 
 def open_stream(port, path):
-    """A client reading ``path``: returns the socket after the first body bytes arrived."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+    """A client reading ``path``: returned once the first 1 KB of the body has arrived."""
+    client = Client(port, timeout=10)
+    client.send(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
     received = b""
     while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < 1024:
-        data = sock.recv(65536)
+        data = client.read_some()
         assert data, f"the stream {path} ended early: {received[:200]!r}"
         received += data
     assert status_of(received) == 200, received[:200]
-    return sock
+    return client
 
 
 def ping_time(port):
@@ -93,10 +83,9 @@ def test_others_are_served_while_a_stream_runs_and_a_gone_client_closes_it(
 
 def test_a_client_that_does_not_read_a_large_file_holds_nobody(servers, parser_mode):
     server = servers(parser_mode)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.sendall(b"GET /big-file HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert status_of(sock.recv(4096)) == 200
+    with Client(server.port, timeout=10, rcvbuf=4096) as client:
+        client.send(b"GET /big-file HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(client.read_some()) == 200
         assert max(ping_time(server.port) for _ in range(5)) < 2.0
 
     def file_still_open():
