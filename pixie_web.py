@@ -3613,10 +3613,6 @@ class RequestHead:
     expect_continue = property(lambda self: self.section.expect_continue)
     host = property(lambda self: self.section.host)
 
-    @property
-    def has_body(self):
-        return self.section.chunked or bool(self.section.content_length)
-
 
 class Data:
     """Event: a piece of a request body, as bytes."""
