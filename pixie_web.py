@@ -4004,63 +4004,85 @@ def serialize_head(response, version, keep_alive):
 
 
 def _serialize_head_fully(response, version, keep_alive):
+    head = response_head(response)
+    lines = [_STATUS_LINES.get(head.status)
+             or f"HTTP/1.1 {head.status} {STATUS_REASONS.get(head.status, 'Unknown')}\r\n".encode()]
+    for name, value in head.fields:
+        if name == "Content-Type":
+            line = _CONTENT_TYPE_LINES.get(value)
+            if line is None:
+                line = f"Content-Type: {value}\r\n".encode("latin-1", "replace")
+                if len(_CONTENT_TYPE_LINES) < 64:     # the few types an app uses
+                    _CONTENT_TYPE_LINES[value] = line  # (serialize_head's fast case reads it)
+            lines.append(line)
+        else:
+            lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+    if head.length is not None:
+        lines.append(b"Content-Length: %d\r\n" % head.length)
+    elif head.body is None:                    # streamed, of unknown length
+        if version == "1.1":
+            lines.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            keep_alive = False                 # HTTP/1.0: the close ends the body
+    lines.append(_date_cache.line)
+    keep_alive = keep_alive and not head.close
+    if not keep_alive:
+        lines.append(_CLOSE)
+    elif version == "1.0":
+        lines.append(_KEEP_ALIVE_10)
+    lines.append(CRLF)
+    return b"".join(lines), head.body, keep_alive
+
+
+# What every front end sends of a response, before its own framing: the status, the header
+# fields (Content-Type first; never Content-Length, Transfer-Encoding, Connection or Date,
+# which each front end writes its own way), the body as bytes or None when it is streamed,
+# its length when known (None for a status without a body, or a stream of unknown length),
+# and whether the response asked to close the connection.
+_ResponseHead = namedtuple("_ResponseHead", ["status", "fields", "body", "length", "close"])
+
+
+def response_head(response):
+    """The _ResponseHead of a Response (its serialisation for any front end: HTTP/1.1 by
+    serialize_head, ASGI and WSGI by their adapters)."""
     status = response.status
     if type(status) is not int or not 100 <= status <= 999:
         log.error("invalid response status %r: a status is a 3-digit integer", status)
         response = error_response(500)
         status = 500
     body = response.body
-    lines = [_STATUS_LINES.get(status)
-             or f"HTTP/1.1 {status} {STATUS_REASONS.get(status, 'Unknown')}\r\n".encode()]
-    headers = response._headers
+    fields = []
+    close = False
     no_body = status in (204, 304) or status < 200
     content_type = response._content_type
     if content_type is not None:
-        line = _CONTENT_TYPE_LINES.get(content_type)
-        if line is None:
-            line = f"Content-Type: {content_type}\r\n".encode("latin-1", "replace")
-            if len(_CONTENT_TYPE_LINES) < 64:     # the few types an app uses
-                _CONTENT_TYPE_LINES[content_type] = line
-        lines.append(line)
-    if headers:
-        for name, value in headers.items():
+        fields.append(("Content-Type", content_type))
+    if response._headers:
+        for name, value in response._headers.items():
             lower = name.lower()
             if lower in _FRAMING_RESPONSE_FIELDS:
                 if lower == "connection" and value.lower() == "close":
-                    keep_alive = False
+                    close = True
                 continue
             if lower == "content-type":
                 content_type = value
-            lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
+            fields.append((name, value))
     if isinstance(body, str):
         body = body.encode("utf-8")
         if content_type is None and body:
-            lines.append(b"Content-Type: text/html; charset=utf-8\r\n")
+            fields.append(("Content-Type", "text/html; charset=utf-8"))
     if no_body:
         body = b""
     elif body is None and not isinstance(response, FileResponse):
         body = b""
     if isinstance(body, (bytes, bytearray, memoryview)):
         if content_type is None and body and not isinstance(response.body, str):
-            lines.append(_OCTET_STREAM_LINE)
-        if not no_body:
-            lines.append(b"Content-Length: %d\r\n" % len(body))
+            fields.append(("Content-Type", "application/octet-stream"))
+        length = None if no_body else len(body)
     else:
         body = None
-        size = getattr(response, "_size", None)
-        if size is not None:
-            lines.append(b"Content-Length: %d\r\n" % size)
-        elif version == "1.1":
-            lines.append(b"Transfer-Encoding: chunked\r\n")
-        else:
-            keep_alive = False
-    lines.append(_date_cache.line)
-    if not keep_alive:
-        lines.append(_CLOSE)
-    elif version == "1.0":
-        lines.append(_KEEP_ALIVE_10)
-    lines.append(CRLF)
-    return b"".join(lines), body, keep_alive
+        length = getattr(response, "_size", None)
+    return _ResponseHead(status, fields, body, length, close)
 
 
 # ---- HTTP/1.1 server protocol ---------------------------------------------------------------
@@ -4585,6 +4607,188 @@ async def _close_iterator(iterator):
     _close_body(iterator)
 
 
+# ---- ASGI adapter --------------------------------------------------------------------------
+# An App is an ASGI 3 application (``uvicorn app:app``): a front end of the same dispatch core
+# as the built-in server (App.route_request, App.dispatch, response_head). The pools, the
+# startup and shutdown hooks live in a _Server started at lifespan startup (or at the first
+# request when the ASGI server sends no lifespan) and stopped at lifespan shutdown.
+
+class _ASGIBody:
+    """The body of a ``stream_body=True`` request under ASGI: chunks pulled from
+    ``receive()`` as the handler reads them, within ``max_body_size``."""
+
+    def __init__(self, receive, max_body_size):
+        self._receive = receive
+        self._max_body_size = max_body_size
+        self._size = 0
+        self._more = True
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while self._more:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self._more = False
+                raise ConnectionError("client disconnected")
+            self._more = message.get("more_body", False)
+            chunk = message.get("body", b"")
+            self._size += len(chunk)
+            if self._size > self._max_body_size:
+                self._more = False
+                raise HTTPError(413, f"the body is larger than max_body_size "
+                                     f"({self._max_body_size} bytes)")
+            if chunk:
+                return chunk
+        raise StopAsyncIteration
+
+
+async def _asgi_read_body(request, receive, max_body_size):
+    """Read a whole body from ``receive()``; a 413 outcome when it grows past the limit;
+    None when the client went away."""
+    parts, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_body_size:
+            request._routing_outcome = HTTPError(
+                413, f"the body is larger than max_body_size ({max_body_size} bytes)")
+            return b""
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+def _asgi_request(app, host, scope):
+    """A routed Request from an ASGI ``http`` scope."""
+    pairs = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
+                  for name, value in scope.get("headers") or ())
+    method = scope["method"]
+    raw_path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+    raw_path_text, routing_path, _, _ = split_target(method, raw_path)
+    query = scope.get("query_string", b"").decode("latin-1")
+    client = scope.get("client")
+    request = Request(method, raw_path_text, routing_path.replace(_ENCODED_SLASH, "/"), query,
+                      scope.get("http_version", "1.1"), _HeaderSection(pairs=pairs), b"",
+                      client[0] if client else "", scope.get("scheme", "http"), None, app)
+    request._server = host
+    content_length = None
+    for name, value in pairs:
+        if name == "content-length" and _DIGITS_RE.fullmatch(value.encode("latin-1")):
+            content_length = int(value)
+    app.route_request(request, routing_path, content_length)
+    return request
+
+
+async def _asgi_http(app, scope, receive, send):
+    host = await app._asgi_host_started()
+    try:
+        request = _asgi_request(app, host, scope)
+    except ProtocolError as error:           # a target the server let through but we refuse
+        response = error_response(error.status, error.message or None)
+        return await _asgi_send(None, response, send, host)
+    if request._routing_outcome is None and request.route.stream_body:
+        request._stream = _ASGIBody(receive, app.max_body_size)
+    elif request._routing_outcome is None:
+        body = await _asgi_read_body(request, receive, app.max_body_size)
+        if body is None:
+            return                           # the client went away before its body was in
+        request._body = body
+    response = app.dispatch(request)
+    if not isinstance(response, Response):
+        response = await response
+    await _asgi_send(request, response, send, host, receive)
+
+
+async def _asgi_send(request, response, send, host, receive=None):
+    """Send a Response as ASGI messages; a streamed body is closed when the client goes."""
+    if isinstance(response, FileResponse):
+        response._prepare(request)
+    head = response_head(response)
+    headers = [(name.encode("latin-1"), value.encode("latin-1", "replace"))
+               for name, value in head.fields]
+    if head.length is not None:
+        headers.append((b"content-length", b"%d" % head.length))
+    await send({"type": "http.response.start", "status": head.status, "headers": headers})
+    if head.body is not None or (request is not None and request.method == "HEAD"):
+        if head.body is None:
+            await _close_iterator(response.body)
+        await send({"type": "http.response.body",
+                    "body": b"" if request is not None and request.method == "HEAD"
+                    else bytes(head.body)})
+        return
+    if isinstance(response, FileResponse):
+        chunks = _file_range_chunks(response, host.thread_pool)
+    else:
+        in_thread = (request is not None and request.route is not None
+                     and request.route.route_type is RouteType.thread)
+        chunks = _body_chunks(response.body, host.thread_pool, in_thread)
+    # Some servers make send() a no-op once the client is gone: a disconnect is watched for
+    # (when the request body has been read) and stops the body at its next chunk.
+    body_read = request is None or not isinstance(request._stream, _ASGIBody) \
+        or not request._stream._more
+    gone = (asyncio.ensure_future(_asgi_disconnect(receive))
+            if body_read and receive is not None else None)
+    try:
+        async for chunk in chunks:
+            if gone is not None and gone.done():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)           # one chunk per turn of the loop
+        await send({"type": "http.response.body", "body": b""})
+    except OSError:
+        pass                                 # the client went away: the body is closed below
+    finally:
+        if gone is not None:
+            gone.cancel()
+        await chunks.aclose()
+
+
+async def _asgi_disconnect(receive):
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _file_range_chunks(response, thread_pool):
+    """The bytes of a prepared FileResponse (its range), read in the thread pool."""
+    file, remaining = response.body, response._size
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(thread_pool(), file.seek, response._offset)
+        while remaining > 0:
+            chunk = await loop.run_in_executor(thread_pool(), file.read,
+                                               min(_FILE_CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        file.close()
+
+
+async def _asgi_lifespan(app, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await app._asgi_host_started()
+            except Exception as error:
+                log.exception("startup failed")
+                await send({"type": "lifespan.startup.failed", "message": str(error)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            host, app._asgi_host = app._asgi_host, None
+            if host is not None:
+                await host.stop()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 # ---- Route-type runners ---------------------------------------------------------------------
 # How each route type runs its handler: _RUNNERS[route_type](app, route) gives, once per route,
 # ``run(request)``, which returns the handler's value, or a coroutine when the value is not
@@ -4887,6 +5091,7 @@ class App(Router):
         self._shutdown = []
         self._children = []
         self._components = []
+        self._asgi_host = None         # the _Server of the ASGI front end, once started
         self._works_version = -1       # see dispatch: composed when first needed
         self._works = self._outcome_works = None
         self.config = {}
@@ -5043,6 +5248,33 @@ class App(Router):
         except Exception as error:
             return self._error_response(request, error)
         return self._convert_later(request, value)
+
+    # -- the ASGI front end (see "ASGI adapter") --
+
+    async def __call__(self, scope, receive, send):
+        """ASGI 3: ``uvicorn module:app``, hypercorn, granian... serve an App as it is."""
+        kind = scope["type"]
+        if kind == "http":
+            await _asgi_http(self, scope, receive, send)
+        elif kind == "lifespan":
+            await _asgi_lifespan(self, receive, send)
+        else:
+            raise NotImplementedError(f"pixie_web does not serve ASGI {kind!r} scopes yet")
+
+    async def _asgi_host_started(self):
+        """The started _Server (pools, startup hooks) of the ASGI front end: started at
+        lifespan startup, or by the first request when the server sends no lifespan."""
+        host = self._asgi_host
+        if host is None:
+            host = self._asgi_host = _Server(self, asyncio.get_running_loop())
+            host.started = asyncio.ensure_future(host.start(executor=self.executor))
+        try:
+            await asyncio.shield(host.started)
+        except BaseException:
+            if self._asgi_host is host and host.started.done():
+                self._asgi_host = None       # a failed start is tried again, not kept
+            raise
+        return host
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""

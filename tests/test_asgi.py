@@ -1,0 +1,171 @@
+"""The same app under real ASGI servers: uvicorn (h11 and httptools) and hypercorn.
+
+Each server runs ``tests.apps.interop_app:app`` in a subprocess on 127.0.0.1 and is checked
+over HTTP with requests: every return kind, path parameters, JSON and multipart bodies,
+streaming both ways, pool and thread routes, error handlers, sessions, files with Range, the
+body limit, lifespan startup and shutdown, and a failing startup.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.conftest import ChildServer, child_env, free_port
+from tests.support import Client
+
+APP = "tests.apps.interop_app:app"
+
+SERVERS = {
+    "uvicorn-h11": lambda port: [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1",
+                                 "--port", str(port), "--http", "h11", "--loop", "asyncio",
+                                 "--lifespan", "on", "--log-level", "warning"],
+    "uvicorn-httptools": lambda port: [sys.executable, "-m", "uvicorn", APP, "--host",
+                                       "127.0.0.1", "--port", str(port), "--http", "httptools",
+                                       "--loop", "uvloop", "--lifespan", "on",
+                                       "--log-level", "warning"],
+    "hypercorn": lambda port: [sys.executable, "-m", "hypercorn", APP, "--bind",
+                               f"127.0.0.1:{port}", "--log-level", "warning"],
+}
+
+
+def start(name, marks, **env):
+    port = free_port()
+    return ChildServer(SERVERS[name](port), port,
+                       child_env(False, INTEROP_MARKS=str(marks), **env))
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(request, tmp_path_factory):
+    marks = tmp_path_factory.mktemp(request.param)
+    server = start(request.param, marks)
+    server.marks = marks
+    server.name = request.param
+    yield server
+    server.stop()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_lifespan_startup_ran_the_startup_hook_before_serving(server):
+    assert (server.marks / "started").exists()      # the server answered: startup is done
+    assert requests.get(server.url + "/", timeout=5).status_code == 200
+
+
+def test_text_json_and_path_parameters(server):
+    hello = requests.get(server.url + "/", timeout=5)
+    assert (hello.status_code, hello.text) == (200, "Hello, interop!")
+    assert hello.headers["content-type"] == "text/html; charset=utf-8"
+    user = requests.get(server.url + "/user/42", timeout=5)
+    assert user.json() == {"id": 42, "scheme": "http"}
+    assert requests.get(server.url + "/user/forty-two", timeout=5).status_code == 404
+
+
+def test_a_json_post_and_a_multipart_upload(server):
+    assert requests.post(server.url + "/json", json={"a": [1, 2]}, timeout=5).json() == \
+        {"got": {"a": [1, 2]}}
+    reply = requests.post(server.url + "/upload", data={"note": "hi"},
+                          files={"file": ("report.txt", b"x" * 5000)}, timeout=5)
+    assert reply.json() == {"name": "report.txt", "size": 5000, "field": "hi"}
+
+
+def test_a_body_over_max_body_size_is_413_read_whole_or_streamed(server):
+    big = b"x" * (1024 * 1024 + 1)
+    assert requests.post(server.url + "/json", data=big, timeout=10).status_code == 413
+    assert requests.post(server.url + "/stream-in", data=big, timeout=10).status_code == 413
+    small = requests.post(server.url + "/stream-in", data=iter([b"a" * 1000, b"b" * 2000]),
+                          timeout=10)
+    assert small.json() == {"received": 3000}
+
+
+def test_a_generator_is_streamed(server):
+    reply = requests.get(server.url + "/stream-out?count=4", timeout=5)
+    assert reply.text == "chunk 0\nchunk 1\nchunk 2\nchunk 3\n"
+
+
+def test_a_client_that_leaves_closes_the_generator(server):
+    marker = server.marks / "stream-closed"
+    if marker.exists():
+        marker.unlink()
+    with Client(server.port) as client:
+        client.send(b"GET /stream-out?count=100000&pause=0.01 HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert b"chunk 1" in client.read_until(b"chunk 1", timeout=5)
+    assert wait_for(marker.exists), "the generator kept running after its client left"
+
+
+def test_pool_and_thread_routes(server):
+    pooled = requests.get(server.url + "/pool/7", timeout=20).json()
+    assert pooled["square"] == 49
+    if server.name == "hypercorn":
+        # hypercorn's workers are daemonic processes, which cannot have children: pool
+        # routes run in the thread pool, with one warning
+        assert pooled["in_pool"] is False
+        assert server.output().count("cannot start worker processes") == 1
+    else:
+        assert pooled["in_pool"] is True and pooled["pid"] != server.pid
+    assert requests.get(server.url + "/thread", timeout=5).json() == {"thread": True}
+
+
+def test_error_handlers_and_sessions(server):
+    fail = requests.get(server.url + "/fail", timeout=5)
+    assert fail.status_code == 418
+    assert fail.json() == {"error": "teapot", "detail": "no coffee here"}
+    with requests.Session() as browser:
+        counts = [browser.get(server.url + "/session", timeout=5).json()["count"]
+                  for _ in range(3)]
+    assert counts == [1, 2, 3]
+
+
+def test_a_static_file_with_a_range(server):
+    whole = requests.get(server.url + "/static/design.md", timeout=5)
+    assert whole.status_code == 200 and whole.content.startswith(b"# pixie_web")
+    part = requests.get(server.url + "/static/design.md", headers={"Range": "bytes=2-11"},
+                        timeout=5)
+    assert part.status_code == 206
+    assert part.content == whole.content[2:12]
+    assert part.headers["content-range"] == f"bytes 2-11/{len(whole.content)}"
+
+
+@pytest.mark.parametrize("name", ["uvicorn-h11", "hypercorn"])
+def test_shutdown_runs_the_shutdown_hook_and_stops_the_pool(name, tmp_path):
+    server = start(name, tmp_path)
+    try:
+        pooled = requests.get(server.url + "/pool/3", timeout=20).json()
+        assert pooled["square"] == 9
+        os.kill(server.pid, signal.SIGTERM)
+        server.process.wait(timeout=20)
+        # the process that ran the startup hook (hypercorn: its worker) ran the shutdown hook
+        assert (tmp_path / "stopped").read_text() == (tmp_path / "started").read_text()
+        if pooled["in_pool"]:
+            assert wait_for(lambda: not os.path.exists(f"/proc/{pooled['pid']}")), \
+                "a pool worker outlived the server"
+    finally:
+        server.stop(sig=signal.SIGKILL)
+
+
+def test_a_failing_startup_is_reported_and_the_server_does_not_serve(tmp_path):
+    port = free_port()
+    log_file = tmp_path / "log.txt"
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(SERVERS["uvicorn-h11"](port), stdout=log, stderr=log,
+                                   env=child_env(False, INTEROP_MARKS=str(tmp_path),
+                                                 INTEROP_FAIL_STARTUP="1"))
+        try:
+            process.wait(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log_file.read_text()
+    assert process.returncode != 0
+    assert "the database is not reachable" in output
+    assert not (tmp_path / "started").exists()
