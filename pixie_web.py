@@ -4789,6 +4789,225 @@ async def _asgi_lifespan(app, receive, send):
             return
 
 
+# ---- WSGI adapter --------------------------------------------------------------------------
+# ``app.wsgi`` is a WSGI application (gunicorn, waitress, granian --interface wsgi): another
+# front end of the same dispatch core. Sync routes run in the server's thread; async work
+# (async handlers, hooks, thread and pool routes) runs on one event loop per process, which
+# the adapter starts in a thread of its own at the first request and stops at exit.
+
+_WSGI_CHUNK = 64 * 1024
+
+
+class _WSGIAdapter:
+    """The WSGI callable of one App (``app.wsgi``)."""
+
+    def __init__(self, app):
+        self.app = app
+        self._lock = threading.Lock()
+        self._pid = None            # the process the loop was started in (servers fork)
+        self.loop = None
+        self.host = None
+
+    def _started(self):
+        """The event loop and the started host of this process: started once, at first use."""
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    loop = _new_event_loop()
+                    threading.Thread(target=loop.run_forever, daemon=True,
+                                     name="pixie-web-wsgi-loop").start()
+                    host = self.app._new_host(loop)
+                    asyncio.run_coroutine_threadsafe(
+                        host.start(executor=self.app.executor), loop).result()
+                    self.loop, self.host, self._pid = loop, host, os.getpid()
+                    import atexit
+                    atexit.register(self._stop, loop, host)
+        return self.loop, self.host
+
+    @staticmethod
+    def _stop(loop, host):
+        try:
+            asyncio.run_coroutine_threadsafe(host.stop(), loop).result(timeout=30)
+        except Exception:
+            log.exception("error while stopping the WSGI adapter")
+        loop.call_soon_threadsafe(loop.stop)
+
+    def _on_loop(self, awaitable):
+        return asyncio.run_coroutine_threadsafe(awaitable, self.loop).result()
+
+    def __call__(self, environ, start_response):
+        app = self.app
+        loop, host = self._started()
+        try:
+            request = self._request(environ, host)
+        except ProtocolError as error:
+            return self._respond(environ, start_response, None,
+                                 error_response(error.status, error.message or None))
+        if request._routing_outcome is None:
+            body = self._read_body(environ, request)
+            if request._routing_outcome is None:
+                request._body = body
+                if request.route.stream_body:
+                    request._stream = _BodyStream()
+                    if body:
+                        request._stream.feed(body)
+                    request._stream.finish()
+        if request.route is not None and request._routing_outcome is None \
+                and request.route.route_type is not RouteType.asnc:
+            response = app.dispatch(request)        # a sync handler runs in this thread
+        else:
+            response = self._on_loop(_dispatch_now(app, request))
+        if not isinstance(response, Response):
+            response = self._on_loop(response)       # the work that had to wait
+        return self._respond(environ, start_response, request, response)
+
+    def _request(self, environ, host):
+        """A routed Request from a WSGI environ."""
+        app = self.app
+        method = environ["REQUEST_METHOD"]
+        # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333): quoted again, it is
+        # a target that routing decodes exactly as the built-in server's
+        path_bytes = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode(
+            "latin-1")
+        raw_target = quote(path_bytes or b"/", safe="/:@!$&'()*+,;=-._~").encode("ascii")
+        raw_path, routing_path, _, _ = split_target(method, raw_target)
+        pairs = []
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                pairs.append((key[5:].replace("_", "-").lower(), value))
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                pairs.append((key.replace("_", "-").lower(), value))
+        request = Request(method, raw_path, routing_path.replace(_ENCODED_SLASH, "/"),
+                          environ.get("QUERY_STRING", ""),
+                          environ.get("SERVER_PROTOCOL", "HTTP/1.1").rpartition("/")[2],
+                          _HeaderSection(pairs=tuple(pairs)), b"",
+                          environ.get("REMOTE_ADDR", ""), environ.get("wsgi.url_scheme", "http"),
+                          None, app)
+        request._server = host
+        length = environ.get("CONTENT_LENGTH", "")
+        app.route_request(request, routing_path,
+                          int(length) if _DIGITS_RE.fullmatch(length.encode("latin-1")) else None)
+        return request
+
+    def _read_body(self, environ, request):
+        """wsgi.input, read within max_body_size (a 413 outcome beyond it)."""
+        limit = self.app.max_body_size
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH", "")
+        if _DIGITS_RE.fullmatch(length.encode("latin-1")):
+            return stream.read(int(length)) if int(length) else b""
+        if not environ.get("wsgi.input_terminated"):
+            return b""                  # no length and no end marker: no body (PEP 3333)
+        parts, size = [], 0
+        while True:
+            chunk = stream.read(_WSGI_CHUNK)
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                request._routing_outcome = HTTPError(
+                    413, f"the body is larger than max_body_size ({limit} bytes)")
+                return b""
+            parts.append(chunk)
+
+    def _respond(self, environ, start_response, request, response):
+        if isinstance(response, FileResponse):
+            response._prepare(request)
+        head = response_head(response)
+        headers = [(name, value) for name, value in head.fields]
+        if head.length is not None:
+            headers.append(("Content-Length", str(head.length)))
+        start_response(f"{head.status} {STATUS_REASONS.get(head.status, 'Unknown')}", headers)
+        if environ["REQUEST_METHOD"] == "HEAD" or head.body is not None:
+            if head.body is None:
+                self._on_loop(_close_iterator(response.body))
+                return []
+            return [] if environ["REQUEST_METHOD"] == "HEAD" else [bytes(head.body)]
+        if isinstance(response, FileResponse):
+            file, offset, size = response.body, response._offset, response._size
+            file.seek(offset)
+            wrapper = environ.get("wsgi.file_wrapper")
+            if wrapper is not None and offset == 0 and size == os.fstat(file.fileno()).st_size:
+                return wrapper(file, _WSGI_CHUNK)
+            return _FileRange(file, size)
+        body = response.body
+        if hasattr(body, "__aiter__"):
+            return _LoopIterable(_body_chunks(body, self.host.thread_pool, False), self.loop)
+        if _is_binary_file(body):
+            return _FileRange(body, float("inf"))
+        return _EncodedIterable(body)     # read in this thread, whatever the route type
+
+
+async def _dispatch_now(app, request):
+    return app.dispatch(request)
+
+
+class _EncodedIterable:
+    """A sync body as a WSGI iterable: str chunks encoded, close() passed on (PEP 3333)."""
+
+    def __init__(self, body):
+        self._body = body
+        self._iterator = iter(body)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while True:
+            chunk = next(self._iterator)
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8")
+            if chunk:
+                return bytes(chunk)
+
+    def close(self):
+        _close_bodies(self._iterator, self._body)
+
+
+class _LoopIterable:
+    """An async body (or one read in the thread pool) as a WSGI iterable, each chunk produced
+    on the adapter's event loop; close() closes it there."""
+
+    def __init__(self, chunks, loop):
+        self._chunks = chunks
+        self._loop = loop
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return asyncio.run_coroutine_threadsafe(self._chunks.__anext__(), self._loop).result()
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self):
+        asyncio.run_coroutine_threadsafe(self._chunks.aclose(), self._loop).result()
+
+
+class _FileRange:
+    """``size`` bytes of a file from its current position, then the file is closed."""
+
+    def __init__(self, file, size):
+        self._file = file
+        self._remaining = size
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._remaining <= 0:
+            raise StopIteration
+        chunk = self._file.read(min(_WSGI_CHUNK, self._remaining))
+        if not chunk:
+            raise StopIteration
+        self._remaining -= len(chunk)
+        return chunk
+
+    def close(self):
+        self._file.close()
+
+
 # ---- Route-type runners ---------------------------------------------------------------------
 # How each route type runs its handler: _RUNNERS[route_type](app, route) gives, once per route,
 # ``run(request)``, which returns the handler's value, or a coroutine when the value is not
@@ -4888,6 +5107,18 @@ async def _in_pool(pool, handler, request, timeout):
         raise HTTPError(503, "a worker process stopped; please retry") from None
 
 
+async def _foreign_future(future):
+    """Wait for a future-like object that is no asyncio.Future (asyncio.Task accepts them:
+    anything with add_done_callback), cancelling it when the wait is cancelled."""
+    waiter = asyncio.get_running_loop().create_future()
+    future.add_done_callback(lambda _: waiter.done() or waiter.set_result(None))
+    try:
+        await waiter
+    except BaseException:
+        future.cancel()
+        raise
+
+
 async def _resume(coroutine, yielded, context):
     """Drive an async handler whose first step already ran, as an asyncio.Task would: wait
     for the future it yielded, then step it again, always in its own context."""
@@ -4898,7 +5129,10 @@ async def _resume(coroutine, yielded, context):
                 await asyncio.sleep(0)               # a bare yield: one turn of the loop
             elif getattr(yielded, "_asyncio_future_blocking", None) is not None:
                 yielded._asyncio_future_blocking = False
-                await yielded
+                if isinstance(yielded, asyncio.Future):
+                    await yielded
+                else:
+                    await _foreign_future(yielded)   # future-like, e.g. granian's receive()
             else:
                 step, argument = coroutine.throw, RuntimeError(
                     f"an async handler yielded {yielded!r}, not an asyncio future")
@@ -5266,7 +5500,7 @@ class App(Router):
         lifespan startup, or by the first request when the server sends no lifespan."""
         host = self._asgi_host
         if host is None:
-            host = self._asgi_host = _Server(self, asyncio.get_running_loop())
+            host = self._asgi_host = self._new_host(asyncio.get_running_loop())
             host.started = asyncio.ensure_future(host.start(executor=self.executor))
         try:
             await asyncio.shield(host.started)
@@ -5275,6 +5509,19 @@ class App(Router):
                 self._asgi_host = None       # a failed start is tried again, not kept
             raise
         return host
+
+    def _new_host(self, loop):
+        """A _Server without a listener, for the ASGI and WSGI front ends: their pools and
+        hooks (start() runs the startup hooks, stop() the shutdown hooks)."""
+        return _Server(self, loop)
+
+    @property
+    def wsgi(self):
+        """The WSGI application of this app (``gunicorn module:app.wsgi``)."""
+        adapter = self.__dict__.get("_wsgi_adapter")
+        if adapter is None:
+            adapter = self._wsgi_adapter = _WSGIAdapter(self)
+        return adapter
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""

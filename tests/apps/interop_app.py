@@ -106,3 +106,6 @@ def session_count(request):
 @app.route("/static/<name>")
 def static(request, name):
     return static_file(name, STATIC_ROOT)
+
+
+wsgi = app.wsgi       # for WSGI servers that take module:name (gunicorn, granian --interface wsgi)

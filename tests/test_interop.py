@@ -1,9 +1,11 @@
-"""The same app under real ASGI servers: uvicorn (h11 and httptools) and hypercorn.
+"""The same app under real ASGI and WSGI servers: uvicorn (h11 and httptools), hypercorn,
+granian (ASGI and WSGI), gunicorn (sync, gthread, and uvicorn's worker) and waitress.
 
-Each server runs ``tests.apps.interop_app:app`` in a subprocess on 127.0.0.1 and is checked
-over HTTP with requests: every return kind, path parameters, JSON and multipart bodies,
-streaming both ways, pool and thread routes, error handlers, sessions, files with Range, the
-body limit, lifespan startup and shutdown, and a failing startup.
+Each server runs ``tests.apps.interop_app`` (``app`` for ASGI, ``wsgi = app.wsgi`` for WSGI)
+in a subprocess on 127.0.0.1 and is checked over HTTP with requests: every return kind, path
+parameters, JSON and multipart bodies, streaming both ways, pool and thread routes, error
+handlers, sessions, files with Range, the body limit, startup and shutdown hooks, and a
+failing startup.
 """
 import os
 import signal
@@ -18,18 +20,31 @@ from tests.conftest import ChildServer, child_env, free_port
 from tests.support import Client
 
 APP = "tests.apps.interop_app:app"
+WSGI = "tests.apps.interop_app:wsgi"
+PY = [sys.executable, "-m"]
 
 SERVERS = {
-    "uvicorn-h11": lambda port: [sys.executable, "-m", "uvicorn", APP, "--host", "127.0.0.1",
-                                 "--port", str(port), "--http", "h11", "--loop", "asyncio",
-                                 "--lifespan", "on", "--log-level", "warning"],
-    "uvicorn-httptools": lambda port: [sys.executable, "-m", "uvicorn", APP, "--host",
-                                       "127.0.0.1", "--port", str(port), "--http", "httptools",
-                                       "--loop", "uvloop", "--lifespan", "on",
-                                       "--log-level", "warning"],
-    "hypercorn": lambda port: [sys.executable, "-m", "hypercorn", APP, "--bind",
-                               f"127.0.0.1:{port}", "--log-level", "warning"],
+    "uvicorn-h11": lambda port: PY + ["uvicorn", APP, "--host", "127.0.0.1", "--port", str(port),
+                                      "--http", "h11", "--loop", "asyncio", "--lifespan", "on",
+                                      "--log-level", "warning"],
+    "uvicorn-httptools": lambda port: PY + ["uvicorn", APP, "--host", "127.0.0.1", "--port",
+                                            str(port), "--http", "httptools", "--loop", "uvloop",
+                                            "--lifespan", "on", "--log-level", "warning"],
+    "hypercorn": lambda port: PY + ["hypercorn", APP, "--bind", f"127.0.0.1:{port}",
+                                    "--log-level", "warning"],
+    "granian-asgi": lambda port: PY + ["granian", "--interface", "asgi", "--host", "127.0.0.1",
+                                       "--port", str(port), "--log-level", "warning", APP],
+    "granian-wsgi": lambda port: PY + ["granian", "--interface", "wsgi", "--host", "127.0.0.1",
+                                       "--port", str(port), "--log-level", "warning", WSGI],
+    "gunicorn-sync": lambda port: PY + ["gunicorn", "--bind", f"127.0.0.1:{port}",
+                                        "--worker-class", "sync", "--log-level", "warning",
+                                        WSGI],
+    "gunicorn-gthread": lambda port: PY + ["gunicorn", "--bind", f"127.0.0.1:{port}",
+                                           "--worker-class", "gthread", "--threads", "4",
+                                           "--log-level", "warning", WSGI],
+    "waitress": lambda port: PY + ["waitress", "--listen", f"127.0.0.1:{port}", WSGI],
 }
+WSGI_SERVERS = {"granian-wsgi", "gunicorn-sync", "gunicorn-gthread", "waitress"}
 
 
 def start(name, marks, **env):
@@ -57,9 +72,11 @@ def wait_for(predicate, timeout=10.0):
     return predicate()
 
 
-def test_lifespan_startup_ran_the_startup_hook_before_serving(server):
-    assert (server.marks / "started").exists()      # the server answered: startup is done
+def test_the_startup_hook_runs_before_the_first_request_is_answered(server):
+    if server.name not in WSGI_SERVERS:             # ASGI lifespan: before serving at all
+        assert (server.marks / "started").exists()
     assert requests.get(server.url + "/", timeout=5).status_code == 200
+    assert (server.marks / "started").exists()      # WSGI: at the first request
 
 
 def test_text_json_and_path_parameters(server):
@@ -136,7 +153,7 @@ def test_a_static_file_with_a_range(server):
     assert part.headers["content-range"] == f"bytes 2-11/{len(whole.content)}"
 
 
-@pytest.mark.parametrize("name", ["uvicorn-h11", "hypercorn"])
+@pytest.mark.parametrize("name", ["uvicorn-h11", "hypercorn", "granian-asgi", "gunicorn-sync"])
 def test_shutdown_runs_the_shutdown_hook_and_stops_the_pool(name, tmp_path):
     server = start(name, tmp_path)
     try:
