@@ -5156,6 +5156,90 @@ async def _maybe_await(value):
     return await value if inspect.isawaitable(value) else value
 
 
+# ---- Proxy headers -------------------------------------------------------------------------
+# Behind a reverse proxy the peer is the proxy: the client's address, the scheme and the host
+# it asked for come in Forwarded (RFC 7239) or X-Forwarded-For/-Proto/-Host, and are believed
+# only from a peer in App(trusted_proxies=...). The client is the rightmost address that is
+# not a trusted proxy (a client can prepend anything; only what trusted hops appended counts).
+
+_FORWARDED_PAIR_RE = re.compile(   # forwarded-pair = token "=" value (token / quoted-string)
+    r'[ \t]*(' + _TOKEN.decode() + r')=("(?:[^"\\]|\\.)*"|[^;,]*)[ \t]*')
+
+
+def _proxy_networks(proxies):
+    import ipaddress
+    networks = []
+    for proxy in proxies or ():
+        networks.append("unix" if proxy == "unix" else ipaddress.ip_network(proxy, strict=False))
+    return tuple(networks)
+
+
+def _is_trusted(address, networks):
+    if not address:
+        return "unix" in networks
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return any(network != "unix" and ip in network for network in networks)
+
+
+def _forwarded_elements(value):
+    """The elements of Forwarded header values, each a dict of its lower-cased parameters."""
+    elements = []
+    for element in value.split(","):
+        pairs = {}
+        for part in element.split(";"):
+            match = _FORWARDED_PAIR_RE.fullmatch(part)
+            if match is not None:
+                name, token = match.groups()
+                if token.startswith('"'):
+                    token = re.sub(r"\\(.)", r"\1", token[1:-1])
+                pairs[name.lower()] = token
+        elements.append(pairs)
+    return elements
+
+
+def _node_address(node):
+    """The address of a Forwarded ``for=`` node ("[2001:db8::1]:4711" -> "2001:db8::1")."""
+    if node.startswith("["):
+        return node[1:node.find("]")] if "]" in node else ""
+    return node.rsplit(":", 1)[0] if node.count(":") == 1 else node
+
+
+def _apply_proxy_headers(request, networks):
+    """Take remote_addr, scheme and host from the proxy headers when the peer is trusted."""
+    if not _is_trusted(request.remote_addr, networks):
+        return
+    forwarded = ", ".join(value for name, value in request._header_pairs if name == "forwarded")
+    if forwarded:
+        elements = _forwarded_elements(forwarded)
+        hops = [_node_address(element.get("for", "")) for element in elements]
+        last = elements[-1] if elements else {}
+        proto, host = last.get("proto"), last.get("host")
+    else:
+        hops = [hop.strip() for name, value in request._header_pairs
+                if name == "x-forwarded-for" for hop in value.split(",")]
+        proto = host = None
+        for name, value in request._header_pairs:
+            if name == "x-forwarded-proto":
+                proto = value.split(",")[-1].strip()
+            elif name == "x-forwarded-host":
+                host = value.split(",")[-1].strip()
+    for hop in reversed(hops):
+        if hop and not _is_trusted(hop, networks):
+            request.remote_addr = hop
+            break
+    else:
+        if hops and hops[0]:
+            request.remote_addr = hops[0]
+    if proto and proto.lower() in ("http", "https"):
+        request.scheme = proto.lower()
+    if host and _HOST_RE.fullmatch(host):
+        request._host = host
+
+
 # ---- Application ----------------------------------------------------------------------------
 
 _SETTINGS = {
@@ -5172,6 +5256,9 @@ _SETTINGS = {
     "handler_timeout": 30.0,
     "shutdown_timeout": 10.0,
     "pool_niceness": 10,
+    # peers whose Forwarded / X-Forwarded-* headers are believed: addresses or networks
+    # ("10.0.0.0/8"), and "unix" for a Unix-socket peer. Empty: those headers are ignored.
+    "trusted_proxies": (),
 }
 
 
@@ -5338,6 +5425,7 @@ class App(Router):
                                 f"{', '.join(sorted(_SETTINGS))}")
             setattr(self, name, value)
         self._head_cache = {}      # parsed header sections; valid for these limits only
+        self._trusted_networks = _proxy_networks(self.trusted_proxies)
         # what requests carry (also into pool workers) to parse bodies
         self._parsing_limits = _ParsingLimits(
             self.max_query_params, self.max_form_parts, self.max_part_header_bytes,
@@ -5445,6 +5533,8 @@ class App(Router):
         405, automatic OPTIONS, redirect, a 400 for a wildcard value that does not convert,
         or a 413 for a declared body larger than max_body_size). ``routing_path`` keeps an
         encoded slash as _ENCODED_SLASH."""
+        if self._trusted_networks:
+            _apply_proxy_headers(request, self._trusted_networks)
         try:
             route, params, allowed = self.find(request.method, routing_path)
         except HTTPError as error:          # a wildcard value that does not convert: 400
@@ -5675,8 +5765,12 @@ class App(Router):
 
     def run(self, host="127.0.0.1", port=8000, workers=None, debug=None, access_log=True,
             executor=None, start_method=None, certfile=None, keyfile=None, ssl=None,
-            **settings):
-        """Serve the app until SIGINT/SIGTERM, then shut down gracefully."""
+            uds=None, fd=None, **settings):
+        """Serve the app until SIGINT/SIGTERM, then shut down gracefully.
+
+        ``uds``: listen on this Unix socket path instead of host:port (for a proxy on the same
+        machine); ``fd``: serve on an already listening socket, e.g. 3 under systemd socket
+        activation."""
         if _called_from_pool_import():
             return
         self.configure_limits(**settings)
@@ -5688,19 +5782,33 @@ class App(Router):
         try:
             loop.run_until_complete(self._serve(
                 host, port, workers, access_log, executor or self.executor, start_method,
-                _ssl_context(ssl, certfile, keyfile)))
+                _ssl_context(ssl, certfile, keyfile), uds, fd))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             asyncio.set_event_loop(None)
             loop.close()
 
     async def _serve(self, host, port, workers, access_log, executor, start_method,
-                     ssl_context):
+                     ssl_context, uds=None, fd=None):
         loop = asyncio.get_running_loop()
         server = _Server(self, loop, access_log, "https" if ssl_context else "http")
         await server.start(workers, start_method, executor)
-        listener = await loop.create_server(lambda: HTTPProtocol(server), host, port,
-                                            ssl=ssl_context, backlog=1024, reuse_address=True)
+        factory = functools.partial(HTTPProtocol, server)
+        if uds is not None:
+            if os.path.exists(uds) and stat.S_ISSOCK(os.stat(uds).st_mode):
+                os.unlink(uds)              # a stale socket left by an earlier run
+            listener = await loop.create_unix_server(factory, uds, ssl=ssl_context,
+                                                     backlog=1024)
+            where = f"unix:{uds}"
+        elif fd is not None:
+            listening = socket.socket(fileno=fd)
+            listener = await loop.create_server(factory, sock=listening, ssl=ssl_context,
+                                                backlog=1024)
+            where = f"fd {fd} ({listening.getsockname()})"
+        else:
+            listener = await loop.create_server(factory, host, port, ssl=ssl_context,
+                                                backlog=1024, reuse_address=True)
+            where = f"{'https' if ssl_context else 'http'}://{host}:{port}"
         stop = asyncio.Event()
 
         def on_signal():
@@ -5715,9 +5823,8 @@ class App(Router):
                         "with the module-level @route belong to the default app, served by "
                         "run(); routes made with @app.route are served by run(app=app) "
                         "or app.run()")
-        scheme = "https" if ssl_context else "http"
-        log.info("pixie_web %s serving on %s://%s:%d (accelerators: %s; pool: %s)",
-                 __version__, scheme, host, port, ", ".join(ACCELERATORS) or "none",
+        log.info("pixie_web %s serving on %s (accelerators: %s; pool: %s)",
+                 __version__, where, ", ".join(ACCELERATORS) or "none",
                  f"{server.pool.workers} workers" if server.pool and server.pool.workers
                  else "external executor" if server.pool else "off")
         try:
@@ -6066,6 +6173,9 @@ def _run_arguments(parser):
     parser.add_argument("--no-access-log", action="store_true")
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
+    parser.add_argument("--uds", metavar="PATH", help="listen on a Unix socket instead")
+    parser.add_argument("--fd", type=int, metavar="N",
+                        help="serve on an inherited listening socket (systemd: 3)")
 
 
 def main(argv=None):
@@ -6102,7 +6212,8 @@ def main(argv=None):
         return 0
     app.run(host=options.host, port=options.port, workers=options.workers,
             debug=options.debug or None, access_log=not options.no_access_log,
-            certfile=options.certfile, keyfile=options.keyfile)
+            certfile=options.certfile, keyfile=options.keyfile, uds=options.uds,
+            fd=options.fd)
     return 0
 
 

@@ -44,12 +44,13 @@ class ChildServer:
 
     name = "server"
 
-    def __init__(self, command, port, env, cwd=ROOT, separate_stderr=False):
+    def __init__(self, command, port, env, cwd=ROOT, separate_stderr=False, pass_fds=()):
         self.port = port
         self.log_file = tempfile.TemporaryFile()
         self.error_file = tempfile.TemporaryFile() if separate_stderr else None
         self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self.log_file,
-                                        stderr=self.error_file or subprocess.STDOUT)
+                                        stderr=self.error_file or subprocess.STDOUT,
+                                        pass_fds=pass_fds)
         self.pid = self.process.pid
         self._wait_ready()
 
@@ -134,13 +135,13 @@ def run_script(script, pure, extra_path=None):
 class ServerProcess(ChildServer):
     """A pixie_web app (``module:attr``) running in a child process via tests/serve.py."""
 
-    def __init__(self, target, pure, run_kwargs, env=None):
+    def __init__(self, target, pure, run_kwargs, env=None, port=None, pass_fds=()):
         self.pure = pure
-        port = free_port()
+        port = port or free_port()
         run_kwargs = {"access_log": False, **run_kwargs}
         super().__init__([sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
                           str(port), json.dumps(run_kwargs)], port,
-                         child_env(pure, **(env or {})))
+                         child_env(pure, **(env or {})), pass_fds=pass_fds)
 
 
 _SHARED_SERVERS = {}

@@ -103,6 +103,12 @@ def session_count(request):
     return {"count": request.session["count"]}
 
 
+@app.route("/whoami")
+def whoami(request):
+    return {"remote_addr": request.remote_addr, "scheme": request.scheme,
+            "host": request.host, "url": request.url}
+
+
 @app.route("/static/<name>")
 def static(request, name):
     return static_file(name, STATIC_ROOT)
