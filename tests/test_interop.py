@@ -43,6 +43,10 @@ SERVERS = {
                                            "--worker-class", "gthread", "--threads", "4",
                                            "--log-level", "warning", WSGI],
     "waitress": lambda port: PY + ["waitress", "--listen", f"127.0.0.1:{port}", WSGI],
+    "gunicorn-uvicorn-worker": lambda port: PY + ["gunicorn", "--bind", f"127.0.0.1:{port}",
+                                                  "--worker-class",
+                                                  "uvicorn_worker.UvicornWorker",
+                                                  "--log-level", "warning", APP],
 }
 WSGI_SERVERS = {"granian-wsgi", "gunicorn-sync", "gunicorn-gthread", "waitress"}
 
@@ -73,7 +77,9 @@ def wait_for(predicate, timeout=10.0):
 
 
 def test_the_startup_hook_runs_before_the_first_request_is_answered(server):
-    if server.name not in WSGI_SERVERS:             # ASGI lifespan: before serving at all
+    # An ASGI server runs lifespan startup before it listens -- except gunicorn, whose
+    # master listens before its workers boot; WSGI has no lifespan: the first request starts.
+    if server.name not in WSGI_SERVERS and not server.name.startswith("gunicorn"):
         assert (server.marks / "started").exists()
     assert requests.get(server.url + "/", timeout=5).status_code == 200
     assert (server.marks / "started").exists()      # WSGI: at the first request
@@ -186,3 +192,36 @@ def test_a_failing_startup_is_reported_and_the_server_does_not_serve(tmp_path):
     assert process.returncode != 0
     assert "the database is not reachable" in output
     assert not (tmp_path / "started").exists()
+
+
+# ---- HTTP/2 through hypercorn ------------------------------------------------------------------
+
+def test_http2_with_prior_knowledge_through_hypercorn(tmp_path):
+    import httpx
+    server = start("hypercorn", tmp_path)
+    try:
+        with httpx.Client(http1=False, http2=True, timeout=10) as client:
+            hello = client.get(server.url + "/")
+            assert (hello.http_version, hello.status_code, hello.text) == \
+                ("HTTP/2", 200, "Hello, interop!")
+            posted = client.post(server.url + "/json", json={"h2": True})
+            assert posted.json() == {"got": {"h2": True}}
+            streamed = client.get(server.url + "/stream-out?count=3")
+            assert streamed.text == "chunk 0\nchunk 1\nchunk 2\n"
+            part = client.get(server.url + "/static/design.md", headers={"Range": "bytes=0-5"})
+            assert (part.status_code, part.content) == (206, b"# pixi")
+    finally:
+        server.stop()
+
+
+def test_h2load_many_streams_all_succeed_through_hypercorn(tmp_path):
+    server = start("hypercorn", tmp_path)
+    try:
+        result = subprocess.run(["h2load", "-n", "400", "-c", "4", "-m", "10",
+                                 server.url + "/user/7"], capture_output=True, text=True,
+                                timeout=60)
+        assert "400 succeeded" in result.stdout, result.stdout[-2000:]
+        assert "status codes: 400 2xx" in result.stdout, result.stdout[-2000:]
+        assert "h2c" in result.stdout                  # cleartext HTTP/2, prior knowledge
+    finally:
+        server.stop()
