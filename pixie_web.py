@@ -2841,8 +2841,13 @@ def _iter_file(file):
 _STREAMED = "pixie_web:streamed"
 
 
-def _pool_call(handler, snapshot, path_params, stream_address, stream_id):
-    """Run a pool handler in a worker process and return a picklable result."""
+def _pool_call(handler, snapshot, path_params, stream_address, stream_id, server_pid=None):
+    """Run a pool handler in a worker process and return a picklable result.
+
+    ``server_pid``: the server's process, given for an external executor, whose workers are
+    pool workers too (proc_env says so) unless they are threads of the server itself."""
+    if server_pid is not None and os.getpid() != server_pid:
+        proc_env.proc_type = ProcessType.pool
     request = Request._from_snapshot(snapshot)
     request.path_params = path_params
     try:
@@ -3315,7 +3320,7 @@ class _ExecutorPool:
 
     async def call(self, handler, request, path_params, timeout):
         future = self.executor.submit(_pool_call, handler, request._snapshot(), path_params,
-                                      None, None)
+                                      None, None, os.getpid())
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.wrap_future(future)

@@ -81,6 +81,14 @@ def square(request, n):
 app.route("/pool/<n:int>", RouteType.pool)(square)
 
 
+def pool_stream(request, n):
+    for number in range(n):
+        yield f"{number}:{os.getpid()}\n"
+
+
+app.route("/pool-stream/<n:int>", RouteType.pool)(pool_stream)
+
+
 @app.route("/thread", RouteType.thread)
 def in_thread(request):
     time.sleep(0.01)
