@@ -3319,8 +3319,14 @@ class _ExecutorPool:
         self.executor = executor
 
     async def call(self, handler, request, path_params, timeout):
-        future = self.executor.submit(_pool_call, handler, request._snapshot(), path_params,
-                                      None, None, os.getpid())
+        try:
+            future = self.executor.submit(_pool_call, handler, request._snapshot(),
+                                          path_params, None, None, os.getpid())
+        except concurrent.futures.BrokenExecutor:
+            # a process executor that lost a worker stays broken (ProcessPoolExecutor, loky)
+            log.error("the executor given to pixie_web is broken (it lost a worker): pool "
+                      "routes answer 503 until the application replaces it")
+            raise _WorkerStopped() from None
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.wrap_future(future)

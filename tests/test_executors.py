@@ -53,3 +53,20 @@ def test_pool_routes_and_a_streamed_pool_body_run_on_the_executor(tmp_path, sour
         assert requests.get(server.url + "/", timeout=5).text == "Hello, interop!"
     finally:
         server.stop()
+
+
+def test_on_loky_a_timeout_and_a_lost_worker_are_503_and_the_server_goes_on(tmp_path):
+    server = start_script(tmp_path, LOKY_APP)
+    try:
+        slow = requests.get(server.url + "/pool-slow", timeout=30)
+        assert slow.status_code == 503 and "took too long" in slow.text
+        assert requests.get(server.url + "/pool/4", timeout=60).json()["square"] == 16
+        crashed = requests.get(server.url + "/pool-crash", timeout=30)
+        assert crashed.status_code == 503 and "worker process stopped" in crashed.text
+        # a process executor that lost a worker stays broken: 503, and the log says why
+        after = requests.get(server.url + "/pool/4", timeout=30)
+        assert after.status_code == 503 and "executor given to pixie_web is broken" in \
+            server.errors()
+        assert requests.get(server.url + "/", timeout=5).text == "Hello, interop!"
+    finally:
+        server.stop()

@@ -89,6 +89,19 @@ def pool_stream(request, n):
 app.route("/pool-stream/<n:int>", RouteType.pool)(pool_stream)
 
 
+def pool_slow(request):
+    time.sleep(5)
+    return "too late"
+
+
+def pool_crash(request):
+    os._exit(3)
+
+
+app.route("/pool-slow", RouteType.pool, timeout=0.5)(pool_slow)
+app.route("/pool-crash", RouteType.pool)(pool_crash)
+
+
 @app.route("/thread", RouteType.thread)
 def in_thread(request):
     time.sleep(0.01)
