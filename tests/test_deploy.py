@@ -3,15 +3,17 @@ socket for a proxy on the same machine (``run(uds=...)``, ``--uds``) and an inhe
 listening socket as systemd's socket activation passes it (``run(fd=...)``, ``--fd``)."""
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, ServerProcess, child_env, free_port
+from tests.conftest import ROOT, ChildServer, ServerProcess, child_env, free_port
 
 APP = "tests.apps.interop_app:app"
 
@@ -132,5 +134,100 @@ def test_an_inherited_listening_socket_as_systemd_passes_it():
         listening.close()                           # the child holds its own copy
         assert requests.get(server.url + "/", timeout=5).text == "Hello, interop!"
         assert f"serving on fd {fd}" in server.output()
+    finally:
+        server.stop()
+
+
+# ---- The deployment guide's nginx block and systemd unit, run as written --------------------
+
+DEPLOY_GUIDE = os.path.join(ROOT, "docs", "deploy.md")
+
+
+def guide_block(language, containing):
+    """The fenced ``language`` block of docs/deploy.md that contains ``containing``."""
+    text = open(DEPLOY_GUIDE, encoding="utf-8").read()
+    for block in text.split("```" + language + "\n")[1:]:
+        block = block.split("```")[0]
+        if containing in block:
+            return block
+    raise AssertionError(f"no {language} block with {containing!r} in docs/deploy.md")
+
+
+NGINX_APP = textwrap.dedent("""
+    from pixie_web import App
+    import tests.apps.interop_app as interop
+
+    app = interop.app
+    app.configure_limits(trusted_proxies=["unix"])
+    if __name__ == "__main__":
+        app.run(uds="SOCKET", workers=0, access_log=False)
+""")
+
+
+def test_the_guides_nginx_block_passes_client_address_and_scheme_and_streams(tmp_path):
+    if shutil.which("nginx") is None:
+        pytest.fail("nginx is not installed (.ci/run installs Debian's nginx-light)")
+    socket_path = str(tmp_path / "app.sock")
+    script = tmp_path / "app.py"
+    script.write_text(NGINX_APP.replace("SOCKET", socket_path))
+    app_process = subprocess.Popen([sys.executable, str(script)], cwd=ROOT,
+                                   env=child_env(True), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    try:
+        wait_for_socket(socket_path, app_process)
+        port = free_port()
+        server_block = (guide_block("nginx", "proxy_pass")
+                        .replace("/run/app/app.sock", socket_path)
+                        .replace("listen 80;", f"listen 127.0.0.1:{port};"))
+        temp = tmp_path / "nginx"
+        temp.mkdir()
+        config = tmp_path / "nginx.conf"
+        # (run as root, nginx's workers would drop to www-data, which cannot reach a socket
+        # in this test's private directory)
+        user = "user root;" if os.geteuid() == 0 else ""
+        config.write_text(textwrap.dedent(f"""
+            {user}
+            daemon off;
+            worker_processes 1;
+            pid {temp}/nginx.pid;
+            error_log {temp}/error.log;
+            events {{ worker_connections 64; }}
+            http {{
+                access_log off;
+                client_body_temp_path {temp}/body;
+                proxy_temp_path {temp}/proxy;
+                fastcgi_temp_path {temp}/fastcgi;
+                uwsgi_temp_path {temp}/uwsgi;
+                scgi_temp_path {temp}/scgi;
+            """) + server_block + "}\n")
+        nginx = ChildServer(["nginx", "-c", str(config), "-p", str(temp)], port, child_env(True))
+        try:
+            seen = requests.get(nginx.url + "/whoami", timeout=5,
+                                headers={"X-Forwarded-For": "6.6.6.6"}).json()
+            # nginx appended the real peer (127.0.0.1, this test) to the spoofed value
+            assert seen["remote_addr"] == "127.0.0.1"
+            assert seen["scheme"] == "http" and seen["host"] == f"127.0.0.1:{port}"
+            streamed = requests.get(nginx.url + "/stream-out?count=3", timeout=5)
+            assert streamed.text == "chunk 0\nchunk 1\nchunk 2\n"
+        finally:
+            nginx.stop()
+    finally:
+        app_process.terminate()
+        app_process.wait(timeout=10)
+
+
+def test_the_guides_systemd_service_runs_under_socket_activation():
+    if shutil.which("systemd-socket-activate") is None:
+        pytest.fail("systemd-socket-activate is missing (.ci/run installs Debian's systemd)")
+    service = guide_block("ini", "ExecStart=")
+    exec_start = [line.split("=", 1)[1] for line in service.splitlines()
+                  if line.startswith("ExecStart=")][0].split()
+    assert exec_start[1:] == ["-m", "pixie_web", "app:app", "--fd", "3"]
+    port = free_port()
+    command = ["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
+               sys.executable, "-m", "pixie_web", APP, "--fd", "3", "--workers", "0"]
+    server = ChildServer(command, port, child_env(True))
+    try:
+        assert requests.get(server.url + "/", timeout=10).text == "Hello, interop!"
     finally:
         server.stop()
