@@ -4695,6 +4695,17 @@ def _asgi_request(app, host, scope):
     return request
 
 
+def _announces_body(request):
+    """False when an HTTP/1 request's headers say it has no body (no Content-Length above 0,
+    no Transfer-Encoding): then it is not waited for. HTTP/2 and 3 say so only by frames."""
+    if request.http_version not in ("1.1", "1.0"):
+        return True
+    for name, value in request._header_pairs:
+        if name == "transfer-encoding" or (name == "content-length" and value.strip() != "0"):
+            return True
+    return False
+
+
 async def _asgi_http(app, scope, receive, send):
     host = await app._asgi_host_started()
     try:
@@ -4704,7 +4715,7 @@ async def _asgi_http(app, scope, receive, send):
         return await _asgi_send(None, response, send, host)
     if request._routing_outcome is None and request.route.stream_body:
         request._stream = _ASGIBody(receive, app.max_body_size)
-    elif request._routing_outcome is None:
+    elif request._routing_outcome is None and _announces_body(request):
         body = await _asgi_read_body(request, receive, app.max_body_size)
         if body is None:
             return                           # the client went away before its body was in
@@ -5600,6 +5611,8 @@ class App(Router):
         """The started _Server (pools, startup hooks) of the ASGI front end: started at
         lifespan startup, or by the first request when the server sends no lifespan."""
         host = self._asgi_host
+        if host is not None and host.started.done() and not host.started.exception():
+            return host                      # the usual case: started long ago
         if host is None:
             host = self._asgi_host = self._new_host(asyncio.get_running_loop())
             host.started = asyncio.ensure_future(host.start(executor=self.executor))

@@ -73,6 +73,15 @@ SERVERS = [
             "--port", "{port}", "--workers", "1", "--loop", "uvloop", "--no-ws",
             "--log-level", "warning", "--backlog", "2048",
             "--backpressure", "16384", "granian_asgi:app"]),
+    Server("asgi-uvicorn", "raw ASGI app on uvicorn (uvloop, httptools)",
+           UVICORN + ["granian_asgi:app"]),
+    Server("pixie-uvicorn", "pixie_web's App as an ASGI app on uvicorn (uvloop, httptools)",
+           UVICORN + ["pixie_app:app"], env={"PIXIE_WEB_PURE": ""}),
+    Server("pixie-granian", "pixie_web's App as an ASGI app on granian (1 worker, uvloop)",
+           [os.path.join(BIN, "granian"), "--interface", "asgi", "--host", HOST,
+            "--port", "{port}", "--workers", "1", "--loop", "uvloop", "--no-ws",
+            "--log-level", "warning", "--backlog", "2048",
+            "--backpressure", "16384", "pixie_app:app"], env={"PIXIE_WEB_PURE": ""}),
     Server("bottle", "bottle on its built-in wsgiref server (HTTP/1.0: no keep-alive)",
            [PY, "bottle_app.py"], keepalive=False),
 ]
@@ -408,7 +417,7 @@ def summarise_throughput(results, args):
             entry = {key: median_of([r[key] if r else None for r in runs])
                      for key in ("rps", "p50", "p99")}
             entry["errors"] = sum(r["errors"] for r in runs if r)
-            for base in ("raw-asyncio", "raw-uvloop", "starlette", "granian"):
+            for base in ("raw-asyncio", "raw-uvloop", "starlette", "granian", "asgi-uvicorn"):
                 if base in results:
                     ratios = []
                     for mine, theirs in zip(runs, results[base][endpoint]):
@@ -422,6 +431,8 @@ def summarise_throughput(results, args):
 # ---- 1b. the ceiling, measured in pairs -------------------------------------------------------
 
 CEILING_PAIRS = (("pixie-pure", "raw-asyncio"), ("pixie-fast", "raw-uvloop"))
+# pixie_web under an ASGI server, and a raw ASGI app under the same server: the adapter's cost
+ADAPTER_PAIRS = (("pixie-uvicorn", "asgi-uvicorn"), ("pixie-granian", "granian"))
 
 
 def bench_ceiling(args, say):
@@ -811,6 +822,19 @@ def report(args, started, command, throughput, ceiling, pool, memory, imports, n
                     f"{fmt_ms(entry['p99'])} | {fmt_x(entry.get('x_raw-asyncio'))} | "
                     f"{fmt_x(entry.get('x_raw-uvloop'))} | {fmt_x(entry.get('x_starlette'))} | "
                     f"{fmt_x(entry.get('x_granian'))} |")
+            lines.append("")
+        adapters = [(mine, base) for mine, base in ADAPTER_PAIRS
+                    if mine in throughput and base in throughput]
+        if adapters:
+            lines += ["### The ASGI adapter: pixie_web's App ÷ a raw ASGI app on the same server",
+                      "", "| pair | " + " | ".join(f"`{e}` {h}" for h in args.headers
+                                                   for e in args.endpoints) + " |",
+                      "|---|" + "---:|" * (len(args.headers) * len(args.endpoints))]
+            for mine, base in adapters:
+                ratios = [throughput[mine][column(e, h)].get(f"x_{base}")
+                          for h in args.headers for e in args.endpoints]
+                lines.append(f"| {mine} ÷ {base} | " + " | ".join(fmt_x(r) for r in ratios)
+                             + " |")
             lines.append("")
         lines += ["Servers:", ""]
         lines += [f"- **{name}**: {BY_NAME[name].label}" for name in throughput]
