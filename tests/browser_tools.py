@@ -11,7 +11,7 @@ import struct
 import sys
 import zlib
 
-from tests.conftest import ROOT, ChildServer, child_env, free_port
+from tests.support import ROOT, ChildServer, child_env, free_port
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,18 +1,45 @@
-"""What the tests share: the one raw-socket client and response reader, the one-shot
-exchanges built on it, the protocol app's probes, and the generated request heads.
+"""What the tests share, fixtures apart (those are in conftest.py).
 
-Every test that talks to a server below HTTP uses ``Client`` (or ``exchange`` /
-``raw_exchange``, which wrap it); responses are parsed by ``parse_reply`` alone. Fixtures
-(servers) are in conftest.py.
+- Server processes: ``ServerProcess`` runs an app (``module:attr``) through tests/serve.py
+  on 127.0.0.1 and a free port, with the accelerators on or off; ``ChildServer`` runs any
+  command; both are stopped by pid (``stop``, or ``stop_with_children`` for a server that
+  started processes of its own).  ``start_script`` and ``run_script`` run Python source as
+  a user would; ``descendants_of`` and friends read the process tree from /proc.
+- The one raw-socket client, ``Client``: connect, send, read one response at a time with a
+  deadline, read until the server closes, and the few odd moves a protocol test needs
+  (half-close, one byte per send, pushing without reading, nudging a slow request along).
+- The one response reader, ``parse_reply`` (with ``parse_all``), giving ``Reply`` objects;
+  ``split_reply`` for an exchange whose framing the test checks itself (``dechunk`` then
+  decodes the body); ``status_of`` and ``status_and_body`` for a quick look.
+- One-shot exchanges built on ``Client``: ``exchange`` and ``raw_exchange``.
+- The protocol app (tests/apps/protocol_app.py) and its probes: ``calls``,
+  ``assert_rejected``.
+- A grammar of request heads and chunked bodies (``request_heads``, ``chunked_bodies``,
+  ``request_head``) shared by the differential and the fuzz tests.
+
+Every test that talks to a server below HTTP goes through ``Client`` or the exchanges.
 """
+import json
 import os
 import random
-import select
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import tempfile
 import time
 
 from hypothesis import strategies as st
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+try:
+    import httptools  # noqa: F401
+    import uvloop  # noqa: F401
+    HAVE_ACCELERATORS = True
+except ImportError:
+    HAVE_ACCELERATORS = False
 
 # The app of tests/apps/protocol_app.py and what its probes send.
 PROTOCOL_APP = "tests.apps.protocol_app:app"
@@ -21,40 +48,257 @@ ECHO_CL = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n"
 ECHO_CHUNKED = b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-# ---- The raw-socket client and the response reader -------------------------------------------------------------
+# ---- Server processes ---------------------------------------------------------------------------
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(pure, **extra):
+    """The environment for a child server: accelerators on, or off with ``pure``."""
+    env = dict(os.environ)
+    env.pop("PIXIE_WEB_PURE", None)
+    if pure:
+        env["PIXIE_WEB_PURE"] = "1"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class ChildServer:
+    """A server in a child process on 127.0.0.1:``port``; ``stop()`` kills it by pid.
+
+    Its output goes to a file, not a pipe: a pipe nobody drains would block a chatty server.
+    With ``separate_stderr`` stdout and stderr go to two files (``output()``, ``errors()``).
+    """
+
+    name = "server"
+
+    def __init__(self, command, port, env, cwd=ROOT, separate_stderr=False, pass_fds=()):
+        self.port = port
+        self.log_file = tempfile.TemporaryFile()
+        self.error_file = tempfile.TemporaryFile() if separate_stderr else None
+        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=self.log_file,
+                                        stderr=self.error_file or subprocess.STDOUT,
+                                        pass_fds=pass_fds)
+        self.pid = self.process.pid
+        self._wait_ready()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start listening in time:\n{self.output()}")
+
+    def alive(self):
+        return self.process.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stop the server by pid (``sig``, then SIGKILL) and return what it printed."""
+        if self.process.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+        return self.output()
+
+    def stop_with_children(self, grace=3.0):
+        """SIGTERM the server, then SIGKILL by pid whatever it started that is still alive
+        ``grace`` seconds later (e.g. a hung pool worker), so nothing outlives it.  Returns
+        what the server printed."""
+        family = descendants_of(self.pid) if self.alive() else {}
+        output = self.stop()
+        deadline = time.monotonic() + grace
+        while survivors(family) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_all(family)
+        return output
+
+    def output(self):
+        """Everything the server printed so far (its stdout only with ``separate_stderr``)."""
+        self.log_file.seek(0)
+        return self.log_file.read().decode(errors="replace")
+
+    def errors(self):
+        """What the server wrote to stderr (with ``separate_stderr``)."""
+        self.error_file.seek(0)
+        return self.error_file.read().decode(errors="replace")
+
+
+class ServerProcess(ChildServer):
+    """A pixie_web app (``module:attr``) running in a child process via tests/serve.py, with
+    the accelerators on or off (``pure``) and ``run_kwargs`` passed to ``run()``."""
+
+    def __init__(self, target, pure, run_kwargs, env=None, port=None, pass_fds=()):
+        self.pure = pure
+        port = port or free_port()
+        run_kwargs = {"access_log": False, **run_kwargs}
+        super().__init__([sys.executable, os.path.join(ROOT, "tests", "serve.py"), target,
+                          str(port), json.dumps(run_kwargs)], port,
+                         child_env(pure, **(env or {})), pass_fds=pass_fds)
+
+
+def start_script(tmp_path, source, pure=False, args=()):
+    """Write ``source`` (with PORT replaced by a free port) to tmp_path/app.py and start it as
+    a user would -- ``python app.py`` in that directory, or ``python ARGS...`` when ``args``
+    are given -- with stdout and stderr kept apart."""
+    port = free_port()
+    (tmp_path / "app.py").write_text(source.replace("PORT", str(port)), encoding="utf-8")
+    command = [sys.executable, *(args or ["app.py"])]
+    return ChildServer([part.replace("PORT", str(port)) for part in command], port,
+                       child_env(pure), cwd=tmp_path, separate_stderr=True)
+
+
+def run_script(script, pure, extra_path=None):
+    """Run Python source in a fresh interpreter (accelerators on, or off with ``pure``;
+    ``extra_path`` goes first on sys.path); fail on a non-zero exit, else return the result."""
+    env = child_env(pure)
+    if extra_path:
+        env["PYTHONPATH"] = extra_path + os.pathsep + env["PYTHONPATH"]
+    result = subprocess.run([sys.executable, "-c", script], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def proc_stat(pid):
+    """(state, ppid, starttime) of a process, or None when it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1]), fields[19]
+
+
+def descendants_of(pid):
+    """{pid: starttime} of every live (non-zombie) descendant of ``pid`` (Linux /proc)."""
+    parent_of, start_of = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = proc_stat(int(entry))
+            if stat and stat[0] != "Z":
+                parent_of[int(entry)] = stat[1]
+                start_of[int(entry)] = stat[2]
+    found, frontier = {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parent_of.items():
+            if ppid == parent and child not in found:
+                found[child] = start_of[child]
+                frontier.append(child)
+    return found
+
+
+def _same_process_alive(pid, starttime):
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[2] == starttime
+
+
+def survivors(family):
+    """The processes of ``family`` ({pid: starttime}) still alive (the same ones, not a
+    reused pid)."""
+    return {pid: start for pid, start in family.items() if _same_process_alive(pid, start)}
+
+
+def kill_all(family):
+    """SIGKILL, by pid, every process of ``family`` that is still alive."""
+    for pid in survivors(family):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- The response reader ------------------------------------------------------------------------
 
 class Reply:
-    """One parsed HTTP response."""
+    """One HTTP response: ``status_line``, ``status``, ``headers`` (lower-case name, value)
+    in order, ``body``; ``head`` is the status line and header lines as received and ``raw``
+    the bytes the response was read from."""
 
-    def __init__(self, status_line, headers, body=b""):
-        self.status_line = status_line
-        self.status = int(status_line.split(b" ")[1])
-        self.headers = headers            # list of (lower-case name, value)
-        self.body = body
+    def __init__(self, head):
+        lines = head.split(b"\r\n")
+        self.head = head
+        self.status_line = lines[0]
+        self.status = int(lines[0].split(b" ")[1])
+        self.headers = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            assert colon, f"malformed response header line {line!r}"
+            self.headers.append((name.decode("latin-1").lower(),
+                                 value.strip(b" \t").decode("latin-1")))
+        self.body = b""
+        self.raw = b""
+
+    def values(self, name):
+        """Every value of header ``name``, in order (for a header that may repeat)."""
+        return [value for key, value in self.headers if key == name.lower()]
 
     def header(self, name):
-        values = [value for key, value in self.headers if key == name.lower()]
-        return ", ".join(values) if values else None
+        """The value of header ``name``, None when absent; fails when the response repeats
+        it (use ``values`` for a header that may repeat)."""
+        values = self.values(name)
+        assert len(values) <= 1, f"{name} repeated: {values}"
+        return values[0] if values else None
 
     def __repr__(self):
         return f"<Reply {self.status_line!r} {self.headers!r} {self.body[:80]!r}>"
 
 
-def parse_reply(buffer, head=False, eof=False):
-    """Parse one response from the start of ``buffer``: (Reply, bytes used), or None if incomplete."""
+def _read_head(buffer):
+    """The Reply for the head at the start of ``buffer`` and where its body starts, or None."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
-    lines = buffer[:end].split(b"\r\n")
-    headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        assert colon, f"malformed response header line {line!r}"
-        headers.append((name.decode("latin-1").lower(), value.strip(b" \t").decode("latin-1")))
-    reply = Reply(lines[0], headers)
-    position = end + 4
+    return Reply(buffer[:end]), end + 4
+
+
+def parse_reply(buffer, head=False, eof=False):
+    """Parse one response from the start of ``buffer`` by its framing (Content-Length,
+    chunked, or the close when ``eof``): (Reply, bytes used), or None while incomplete.
+    ``head``: the answer to a HEAD request, which has no body."""
+    parsed = _read_head(buffer)
+    if parsed is None:
+        return None
+    reply, position = parsed
+    used = _body_end(reply, buffer, position, head, eof)
+    if used is None:
+        return None
+    reply.raw = buffer[:used]
+    return reply, used
+
+
+def _body_end(reply, buffer, position, head, eof):
+    """Set ``reply.body`` from ``buffer[position:]``; where the response ends, or None."""
     if head or reply.status < 200 or reply.status in (204, 304):
-        return reply, position
+        return position
     if (reply.header("transfer-encoding") or "").lower() == "chunked":
         body = bytearray()
         while True:
@@ -71,7 +315,7 @@ def parse_reply(buffer, head=False, eof=False):
                     trailer, position = buffer[position:line_end], line_end + 2
                     if not trailer:
                         reply.body = bytes(body)
-                        return reply, position
+                        return position
             if len(buffer) < position + size + 2:
                 return None
             body += buffer[position:position + size]
@@ -83,11 +327,11 @@ def parse_reply(buffer, head=False, eof=False):
         if len(buffer) < position + length:
             return None
         reply.body = buffer[position:position + length]
-        return reply, position + length
+        return position + length
     if not eof:
         return None
     reply.body = buffer[position:]
-    return reply, len(buffer)
+    return len(buffer)
 
 
 def parse_all(data, eof=True):
@@ -103,8 +347,56 @@ def parse_all(data, eof=True):
     return replies, data
 
 
+def split_reply(data):
+    """The response at the start of ``data`` with its body left as sent, for a test that
+    checks the framing itself: ``body`` is everything after the head (chunk framing, or
+    whatever followed, included) and ``raw`` is ``data``.  None when ``data`` holds no
+    complete head."""
+    parsed = _read_head(data)
+    if parsed is None:
+        return None
+    reply, position = parsed
+    reply.body, reply.raw = data[position:], data
+    return reply
+
+
+def dechunk(body):
+    """Decode a chunked message body (as ``split_reply`` leaves it); fails on bad framing."""
+    decoded, rest = b"", body
+    while True:
+        size_line, separator, rest = rest.partition(b"\r\n")
+        assert separator, "chunk-size line not terminated"
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return decoded
+        decoded += rest[:size]
+        assert rest[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
+        rest = rest[size + 2:]
+
+
+def status_of(response_bytes):
+    """Status code of the first response in ``response_bytes`` (None if empty)."""
+    if not response_bytes:
+        return None
+    first_line = response_bytes.split(b"\r\n", 1)[0]
+    return int(first_line.split(b" ")[1])
+
+
+def status_and_body(data):
+    """(status, body as sent) of the response at the start of ``data``; the body is b"" when
+    no complete head came, and the status None when nothing came at all."""
+    reply = split_reply(data)
+    return (reply.status, reply.body) if reply else (status_of(data), b"")
+
+
+# ---- The raw-socket client ------------------------------------------------------------------------
+
 class Client:
-    """A raw TCP connection with a response reader."""
+    """A raw TCP connection to 127.0.0.1:``port`` with a response reader.
+
+    What arrived and was not read yet is in ``buffer``; ``eof`` tells that the server closed
+    the connection, ``was_reset`` that it reset it rather than closing it.
+    """
 
     def __init__(self, port, timeout=5.0, nodelay=False, rcvbuf=None):
         self.port = port
@@ -118,7 +410,7 @@ class Client:
         self.timeout = timeout
         self.buffer = b""
         self.eof = False
-        self.was_reset = False      # the server reset the connection rather than closing it
+        self.was_reset = False
 
     def __enter__(self):
         return self
@@ -128,6 +420,8 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+    # -- sending
 
     def send(self, data):
         self.sock.sendall(data)
@@ -162,11 +456,30 @@ class Client:
             except OSError:
                 return
 
+    def nudge(self, data):
+        """Send ``data`` (a byte or a few, as a slow client does) unless the server has closed
+        the connection: False once it has (closed, reset, or refusing the bytes)."""
+        if self.closed_now():
+            return False
+        try:
+            self.sock.send(data)
+        except OSError:
+            return False
+        return True
+
     def shutdown_write(self):
+        """Half-close: tell the server this client sends nothing more (it can still read)."""
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    def reset(self):
+        """Close with a TCP reset (SO_LINGER 0) instead of a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    # -- receiving
 
     def _fill(self, deadline):
         remaining = deadline - time.monotonic()
@@ -195,16 +508,42 @@ class Client:
                 raise AssertionError(f"connection closed mid-response; got {self.buffer[:300]!r}")
             self._fill(deadline)
 
-    def read_until_close(self, timeout=None):
-        """Everything until the server closes: (bytes, closed).  closed=False on timeout."""
-        deadline = time.monotonic() + (timeout or self.timeout)
+    def closed_within(self, seconds):
+        """Wait up to ``seconds`` for the server to close the connection: True if it did.
+        What it sends meanwhile stays in ``buffer``."""
+        deadline = time.monotonic() + seconds
         try:
             while not self.eof:
                 self._fill(deadline)
         except socket.timeout:
             pass
+        return self.eof
+
+    def closed_now(self):
+        """Without waiting: has the server closed (or reset) the connection?  What it sent
+        stays in ``buffer``.  (Non-blocking reads, no select(): fine for thousands of
+        connections.)"""
+        self.sock.setblocking(False)
+        try:
+            while not self.eof:
+                try:
+                    chunk = self.sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:
+                    chunk, self.was_reset = b"", isinstance(error, ConnectionResetError)
+                if not chunk:
+                    self.eof = True
+                self.buffer += chunk
+        finally:
+            self.sock.settimeout(self.timeout)
+        return self.eof
+
+    def read_until_close(self, timeout=None):
+        """Everything until the server closes: (bytes, closed).  closed=False on timeout."""
+        closed = self.closed_within(timeout or self.timeout)
         data, self.buffer = self.buffer, b""
-        return data, self.eof
+        return data, closed
 
     def read_until(self, needle=None, timeout=None):
         """Everything received until ``needle`` is in it, the server closes, or ``timeout``
@@ -228,20 +567,8 @@ class Client:
         data, self.buffer = self.buffer, b""
         return data
 
-    def reset(self):
-        """Close with a TCP reset (SO_LINGER 0) instead of a FIN."""
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.sock.close()
 
-    def closed_now(self):
-        """Non-blocking: has the server closed (or reset) the connection?  Keeps any data read."""
-        if self.eof:
-            return True
-        readable, _, _ = select.select([self.sock], [], [], 0)
-        if readable:
-            self._fill(time.monotonic() + 1.0)
-        return self.eof
-
+# ---- One-shot exchanges -------------------------------------------------------------------------
 
 def exchange(port, payload, timeout=3.0, shut_wr=False):
     """Send ``payload`` on a new connection; return (everything received, server closed?)."""
@@ -251,6 +578,18 @@ def exchange(port, payload, timeout=3.0, shut_wr=False):
             client.shutdown_write()
         return client.read_until_close(timeout)
 
+
+def raw_exchange(port, payload, timeout=3.0, read_until_close=True):
+    """Send raw bytes on a new connection and return everything the server answers until it
+    closes (or until ``timeout`` passes), or only what arrives first."""
+    with Client(port, timeout=timeout) as client:
+        client.send_ignoring_close(payload)
+        if read_until_close:
+            return client.read_until_close(timeout)[0]
+        return client.read_some(timeout)
+
+
+# ---- The protocol app's probes ------------------------------------------------------------------
 
 def calls(port):
     """How many handlers (other than /count) the server has run so far."""
@@ -276,31 +615,6 @@ def assert_rejected(port, payload, statuses=(400,), follower=True, timeout=3.0):
     assert closed, "the connection stayed open after a protocol error"
     assert after == before, f"a handler ran for a rejected request ({before} -> {after} calls)"
     return first
-
-
-def cpu_seconds(pid):
-    """User + system CPU time a process has used (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def raw_exchange(port, payload, timeout=3.0, read_until_close=True):
-    """Send raw bytes on a new connection and return everything the server answers until it
-    closes (or until ``timeout`` passes), or only what arrives first."""
-    with Client(port, timeout=timeout) as client:
-        client.send_ignoring_close(payload)
-        if read_until_close:
-            return client.read_until_close(timeout)[0]
-        return client.read_some(timeout)
-
-
-def status_of(response_bytes):
-    """Status code of the first response in ``response_bytes`` (None if empty)."""
-    if not response_bytes:
-        return None
-    first_line = response_bytes.split(b"\r\n", 1)[0]
-    return int(first_line.split(b" ")[1])
 
 
 # ---- A grammar of request heads: valid pieces and the mutations advisories used ------------

@@ -10,16 +10,14 @@ Linear-time checks compare n and 10*n.  Every loop is bounded in count and in ti
 """
 import re
 import resource
-import selectors
-import socket
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import HAVE_ACCELERATORS
-from tests.support import Client, cpu_seconds, raw_exchange, status_of
+from tests.support import (HAVE_ACCELERATORS, Client, cpu_seconds, raw_exchange, split_reply,
+                           status_and_body, status_of)
 
 APP = "tests.apps.abuse_app:app"
 REDIRECTING = "tests.apps.abuse_app:redirecting"
@@ -38,7 +36,7 @@ def ask(port, path=b"/", timeout=5.0):
     started = time.monotonic()
     data = raw_exchange(port, b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
                         timeout=timeout)
-    return status_of(data), data.partition(b"\r\n\r\n")[2], time.monotonic() - started
+    return (*status_and_body(data), time.monotonic() - started)
 
 
 def assert_still_serving(server, within=2.0):
@@ -53,7 +51,7 @@ def post(port, path, headers, body, timeout=30.0):
     head = b"POST " + path + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + headers + b"\r\n"
     started = time.monotonic()
     data = raw_exchange(port, head + body, timeout=timeout)
-    return status_of(data), data.partition(b"\r\n\r\n")[2], time.monotonic() - started
+    return (*status_and_body(data), time.monotonic() - started)
 
 
 class LatencyProbe(threading.Thread):
@@ -94,55 +92,32 @@ def raise_fd_limit(needed):
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))   # the server inherits it
 
 
-# The slowloris, idle-connection and trickled-body tests below drive hundreds or thousands of
-# non-blocking sockets at once through a selector or a send/recv loop with its own timing:
-# socket-level behaviour the one-response-at-a-time Client (tests/support.py) does not model.
-
-def is_closed(sock):
-    """True when the peer has closed (EOF or reset); reads and drops pending data."""
-    try:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                return True
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
-
-
 # ---- F1: slowloris ----------------------------------------------------------------------------
 
 def test_500_slowloris_sockets_are_dropped_while_normal_clients_are_served(server_factory, parser_mode):
     # F1: microdot#99, Sanic REQUEST_TIMEOUT -- the header deadline is total, not per read
     server = server_factory(APP, pure=parser_mode == "pure", header_timeout=1.0)
-    sockets = []
+    clients = []
     try:
         for _ in range(500):
-            sock = socket.create_connection(("127.0.0.1", server.port), timeout=5.0)
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nX-a: ")
-            sock.setblocking(False)
-            sockets.append(sock)
+            client = Client(server.port, timeout=5.0)
+            clients.append(client)
+            client.send(b"GET / HTTP/1.1\r\nHost: a\r\nX-a: ")
         opened = time.monotonic()
-        open_socks = set(sockets)
+        still_open = set(clients)
         with LatencyProbe(server.port) as probe:
-            while open_socks and time.monotonic() - opened < 8.0:
-                for sock in list(open_socks):
-                    if is_closed(sock):
-                        open_socks.discard(sock)
-                        continue
-                    try:
-                        sock.send(b"b")                 # one more byte, every ~0.25 s
-                    except OSError:
-                        open_socks.discard(sock)
+            while still_open and time.monotonic() - opened < 8.0:
+                for client in list(still_open):
+                    if not client.nudge(b"b"):          # one more byte, every ~0.25 s
+                        still_open.discard(client)
                 time.sleep(0.25)
             closed_after = time.monotonic() - opened
-        assert not open_socks, f"{len(open_socks)} slowloris sockets still open after 8 s"
+        assert not still_open, f"{len(still_open)} slowloris sockets still open after 8 s"
         assert closed_after < 5.0, f"the 1 s header deadline took {closed_after:.1f}s to act"
         probe.check(within=2.5)
     finally:
-        for sock in sockets:
-            sock.close()
+        for client in clients:
+            client.close()
     assert_still_serving(server)
 
 
@@ -152,38 +127,28 @@ IDLE_CONNECTIONS = 10_000
 
 
 def open_idle_connections(port, count, batch=500, deadline=60.0):
-    """``count`` connections that each made one request and read its answer, kept open."""
-    selector = selectors.DefaultSelector()
-    sockets, started = [], time.monotonic()
+    """``count`` connections that each made one request and read its answer, kept open
+    (opened ``batch`` at a time, all the batch's requests sent before its answers are read)."""
+    clients, started = [], time.monotonic()
     try:
-        while len(sockets) < count:
+        while len(clients) < count:
             assert time.monotonic() - started < deadline, "opening connections took too long"
             fresh = []
-            for _ in range(min(batch, count - len(sockets))):
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
-                sock.sendall(GET)
-                sock.setblocking(False)
-                fresh.append(sock)
-                sockets.append(sock)
-                selector.register(sock, selectors.EVENT_READ, bytearray())
-            pending = set(fresh)
-            while pending:
+            for _ in range(min(batch, count - len(clients))):
+                client = Client(port, timeout=10.0)
+                clients.append(client)
+                client.send(GET)
+                fresh.append(client)
+            for client in fresh:
                 assert time.monotonic() - started < deadline, "answers took too long"
-                for key, _ in selector.select(timeout=1.0):
-                    data = key.fileobj.recv(4096)
-                    assert data, "the server closed an idle keep-alive connection early"
-                    key.data.extend(data)
-                    if key.data.endswith(b"\r\n\r\nok"):
-                        assert key.data.startswith(b"HTTP/1.1 200 ")
-                        selector.unregister(key.fileobj)
-                        pending.discard(key.fileobj)
+                reply = client.reply()          # fails if the server closed the connection
+                assert reply.status_line.startswith(b"HTTP/1.1 200 ") and reply.body == b"ok", reply
+                assert not client.buffer, f"more than one answer to one request: {client.buffer!r}"
     except BaseException:
-        for sock in sockets:
-            sock.close()
+        for client in clients:
+            client.close()
         raise
-    finally:
-        selector.close()
-    return sockets
+    return clients
 
 
 def test_ten_thousand_idle_keep_alive_connections_cost_bounded_memory(server_factory, parser_mode):
@@ -194,7 +159,7 @@ def test_ten_thousand_idle_keep_alive_connections_cost_bounded_memory(server_fac
     for _ in range(20):                             # warm up allocations and code paths
         assert ask(server.port)[0] == 200
     before = rss_kib(server.pid)
-    sockets = open_idle_connections(server.port, IDLE_CONNECTIONS)
+    clients = open_idle_connections(server.port, IDLE_CONNECTIONS)
     try:
         time.sleep(0.5)
         after = rss_kib(server.pid)
@@ -204,10 +169,10 @@ def test_ten_thousand_idle_keep_alive_connections_cost_bounded_memory(server_fac
         assert per_connection < 64 * 1024
         status, body, seconds = ask(server.port)
         assert (status, body) == (200, b"ok") and seconds < 2.0, seconds
-        assert sum(is_closed(sock) for sock in sockets) == 0   # idle, not dropped
+        assert sum(client.closed_now() for client in clients) == 0   # idle, not dropped
     finally:
-        for sock in sockets:
-            sock.close()
+        for client in clients:
+            client.close()
     assert_still_serving(server)
 
 
@@ -282,31 +247,13 @@ def test_reset_during_a_large_response_does_not_disturb_the_server(server_factor
 def test_body_trickled_at_one_byte_per_second_hits_the_body_timeout(server_factory, parser_mode):
     # F3: slow POST
     server = server_factory(APP, pure=parser_mode == "pure", body_timeout=1.5)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5.0) as sock:
-        sock.sendall(b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
-        sock.setblocking(False)
-        started, data, closed_after = time.monotonic(), b"", None
-        while time.monotonic() - started < 8.0:
-            try:
-                sock.send(b"x")                      # 1 byte per second
-            except OSError:
+    with Client(server.port, timeout=5.0) as client:
+        client.send(b"POST /drain HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n")
+        started, closed_after = time.monotonic(), None
+        while closed_after is None and time.monotonic() - started < 8.0:
+            if not client.nudge(b"x") or client.closed_within(1.0):     # 1 byte per second
                 closed_after = time.monotonic() - started
-                break
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline:
-                try:
-                    chunk = sock.recv(65536)
-                except BlockingIOError:
-                    time.sleep(0.05)
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    closed_after = time.monotonic() - started
-                    break
-                data += chunk
-            if closed_after is not None:
-                break
+        data = client.buffer
     assert closed_after is not None, "a body trickled at 1 B/s was still being read after 8 s"
     assert closed_after < 4.5, f"the 1.5 s body deadline took {closed_after:.1f}s"
     assert status_of(data) in (None, 408), data[:200]
@@ -377,7 +324,7 @@ def test_20000_backslash_cookie_is_unquoted_in_linear_time(server_factory, parse
             data = raw_exchange(server.port, b'GET /cookie HTTP/1.1\r\nHost: a\r\nConnection: close\r\n'
                                 b'Cookie: a="' + b"\\" * backslashes + b'"\r\n\r\n', timeout=30.0)
             seconds = time.monotonic() - started
-            assert (status_of(data), data.partition(b"\r\n\r\n")[2]) == (200, b"%d" % (backslashes // 2))
+            assert status_and_body(data) == (200, b"%d" % (backslashes // 2))
             best = seconds if best is None else min(best, seconds)
         return best
     small, large = timed(20_000), timed(200_000)
@@ -422,10 +369,6 @@ def redirecting_server(shared_server):
     return shared_server(REDIRECTING, MODE)
 
 
-def response_head(data):
-    return data.partition(b"\r\n\r\n")[0]
-
-
 @pytest.mark.parametrize("injection", INJECTIONS)
 @pytest.mark.parametrize("path", ["/header?v=", "/redirect?to=/", "/redirect-response?to=/",
                                   "/error-header?v=", "/tuple-header?v=", "/cookie-set?value=",
@@ -436,8 +379,8 @@ def test_request_data_cannot_inject_into_response_headers(injection_server, path
     # C3: microdot 2.6.1/2.6.2 cookies; C6: header names
     data = raw_exchange(injection_server.port, f"GET {path}{injection} HTTP/1.1\r\nHost: a\r\n"
                         "Connection: close\r\n\r\n".encode())
-    head = response_head(data)
     assert status_of(data) in (200, 303, 400, 500), data[:300]
+    head = split_reply(data).head
     lines = head.split(b"\r\n")
     assert all(re.fullmatch(rb"[\x20-\x7e\x80-\xff]*", line) for line in lines), head
     assert all(re.fullmatch(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+: .*", line) for line in lines[1:]), head
@@ -466,7 +409,7 @@ def test_download_name_from_request_data_cannot_break_content_disposition(inject
     data = raw_exchange(injection_server.port, f"GET /download?name={name} HTTP/1.1\r\nHost: a\r\n"
                         "Connection: close\r\n\r\n".encode())
     assert status_of(data) == 200, data[:300]
-    lines = response_head(data).split(b"\r\n")
+    lines = split_reply(data).head.split(b"\r\n")
     dispositions = [line for line in lines if line.lower().startswith(b"content-disposition:")]
     assert len(dispositions) == 1 and not any(line.lower().startswith(b"x-injected") for line in lines)
     value = dispositions[0].split(b": ", 1)[1].decode("latin-1")

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_script
+from tests.support import run_script
 
 # Values where JSON libraries commonly disagree with the standard library.
 CORPUS_PY = r"""[

@@ -14,7 +14,7 @@ import requests
 import pixie_web
 from tests.apps import request_app
 from tests.apps.request_app import BOOM_MESSAGE
-from tests.conftest import ROOT, free_port
+from tests.support import ROOT, free_port
 
 TARGET = "tests.apps.request_app:app"
 

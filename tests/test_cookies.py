@@ -17,7 +17,7 @@ import pytest
 
 from pixie_web import App, Response, TestClient
 from tests.apps.essentials_app import COOKIE_SECRET
-from tests.support import raw_exchange, status_of
+from tests.support import raw_exchange, split_reply
 
 TARGET = "tests.apps.essentials_app:app"
 SIGNED_VALUE = {"user": "ünïcode", "roles": [1, 2, 3], "admin": False}
@@ -37,25 +37,13 @@ def server(request, servers):
 # ---- helpers ----------------------------------------------------------------------------------
 
 def get(server, target, cookie=None):
-    """Raw GET (exact bytes on the wire); returns the whole reply."""
+    """Raw GET (exact bytes on the wire); returns the reply."""
     head = f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
     if cookie is not None:
         head += b"Cookie: " + (cookie if isinstance(cookie, bytes) else cookie.encode()) + b"\r\n"
-    return raw_exchange(server.port, head + b"\r\n", timeout=10)
-
-
-def header_values(reply, name):
-    head = reply.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    values = []
-    for line in head.split("\r\n")[1:]:
-        key, _, value = line.partition(":")
-        if key.strip().lower() == name.lower():
-            values.append(value.strip())
-    return values
-
-
-def body_of(reply):
-    return reply.split(b"\r\n\r\n", 1)[1]
+    reply = split_reply(raw_exchange(server.port, head + b"\r\n", timeout=10))
+    assert reply is not None, f"no answer to GET {target}"
+    return reply
 
 
 def parse_set_cookie(value):
@@ -70,14 +58,14 @@ def parse_set_cookie(value):
 
 
 def set_cookies(reply):
-    parsed = map(parse_set_cookie, header_values(reply, "Set-Cookie"))
+    parsed = map(parse_set_cookie, reply.values("Set-Cookie"))
     return {name: (value, attributes) for name, value, attributes in parsed}
 
 
 def echoed_cookies(server, cookie):
     reply = get(server, "/cookies/echo", cookie)
-    assert status_of(reply) == 200, reply
-    return json.loads(body_of(reply))
+    assert reply.status == 200, reply
+    return json.loads(reply.body)
 
 
 # ---- set_cookie on the wire -------------------------------------------------------------------
@@ -118,7 +106,7 @@ def test_values_needing_quotes_round_trip_through_the_browser(server, value):
     # The Set-Cookie value is sent back verbatim by a browser; request.cookies must decode it
     # to what the handler set.
     reply = get(server, "/cookies/reflect?name=q&value=" + quote(value))
-    assert status_of(reply) == 200
+    assert reply.status == 200
     sent_value = set_cookies(reply)["q"][0]
     assert ";" not in sent_value and all(0x20 <= ord(c) < 0x7f for c in sent_value)
     assert echoed_cookies(server, "q=" + sent_value) == {"q": value}
@@ -165,9 +153,9 @@ def test_set_cookie_refuses_injection(kwargs):
 def test_injected_cookie_from_request_data_gives_500_and_nothing_on_the_wire(server, query):
     # C3 through a handler that copies query values into set_cookie.
     reply = get(server, "/cookies/reflect?" + query)
-    assert status_of(reply) == 500
-    assert header_values(reply, "Set-Cookie") == []
-    assert b"X-Injected" not in reply and b"evil" not in reply.split(b"\r\n\r\n")[0]
+    assert reply.status == 500
+    assert reply.values("Set-Cookie") == []
+    assert b"X-Injected" not in reply.raw and b"evil" not in reply.head
     assert server.alive()
 
 
@@ -204,8 +192,8 @@ def signed_cookie(server, max_age=None):
 
 def signed_value(server, cookie_header, name="signed"):
     reply = get(server, f"/cookies/signed/{name}", cookie_header)
-    assert status_of(reply) == 200, reply
-    return json.loads(body_of(reply))["value"]
+    assert reply.status == 200, reply
+    return json.loads(reply.body)["value"]
 
 
 def test_signed_cookie_is_json_and_hmac_not_pickle(server):
@@ -361,6 +349,6 @@ def test_quoted_cookie_full_of_backslashes_is_parsed_in_linear_time(server):
 def test_cookie_parsing_errors_never_break_the_request(server):
     for header in (b'"', b";;;;", b"=", b"a", b"\xff\xfe=1", b"a=" + b"\\" * 1000):
         reply = get(server, "/cookies/echo", header)
-        assert status_of(reply) == 200, (header, reply[:200])
+        assert reply.status == 200, (header, reply.raw[:200])
     assert server.alive()
 

@@ -13,25 +13,20 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ROOT, ChildServer, ServerProcess, child_env, free_port
+from tests.support import ROOT, ChildServer, child_env, free_port
 
 APP = "tests.apps.interop_app:app"
 
 
-@pytest.fixture(scope="module")
-def behind_proxy():
+@pytest.fixture
+def behind_proxy(shared_server):
     """The app trusting 127.0.0.1 (the test client is the "proxy") and 10.0.0.0/8."""
-    server = ServerProcess(APP, True, {"workers": 0, "trusted_proxies": ["127.0.0.1",
-                                                                         "10.0.0.0/8"]})
-    yield server
-    server.stop()
+    return shared_server(APP, "pure", workers=0, trusted_proxies=["127.0.0.1", "10.0.0.0/8"])
 
 
-@pytest.fixture(scope="module")
-def not_behind_proxy():
-    server = ServerProcess(APP, True, {"workers": 0, "trusted_proxies": ["10.1.2.3"]})
-    yield server
-    server.stop()
+@pytest.fixture
+def not_behind_proxy(shared_server):
+    return shared_server(APP, "pure", workers=0, trusted_proxies=["10.1.2.3"])
 
 
 def whoami(server, **headers):
@@ -123,19 +118,19 @@ def test_run_uds_trusts_a_unix_peer_when_told(tmp_path):
         process.wait(timeout=10)
 
 
-def test_an_inherited_listening_socket_as_systemd_passes_it():
+def test_an_inherited_listening_socket_as_systemd_passes_it(server_factory):
+    # The test is the socket's "systemd": it binds and listens, the server only inherits it.
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen(16)
     port = listening.getsockname()[1]
     fd = listening.fileno()
-    server = ServerProcess(APP, True, {"fd": fd, "workers": 0}, port=port, pass_fds=(fd,))
     try:
-        listening.close()                           # the child holds its own copy
-        assert requests.get(server.url + "/", timeout=5).text == "Hello, interop!"
-        assert f"serving on fd {fd}" in server.output()
+        server = server_factory(APP, pure=True, port=port, pass_fds=(fd,), fd=fd, workers=0)
     finally:
-        server.stop()
+        listening.close()                           # the child holds its own copy
+    assert requests.get(server.url + "/", timeout=5).text == "Hello, interop!"
+    assert f"serving on fd {fd}" in server.output()
 
 
 # ---- The deployment guide's nginx block and systemd unit, run as written --------------------

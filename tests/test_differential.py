@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import pixie_web
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess
-from tests.support import Client, RandomPicker, chunked_bodies, request_head, request_heads
+from tests.support import (HAVE_ACCELERATORS, Client, RandomPicker, chunked_bodies, request_head,
+                           request_heads)
 
 try:
     import httptools
@@ -191,13 +191,11 @@ WIRE_LIMITS = dict(header_timeout=0.4, body_timeout=0.4, keepalive_timeout=0.4,
 
 
 @pytest.fixture(scope="module")
-def server_pair():
+def server_pair(shared_server):
+    """The abuse app with short limits, on the pure path and on the accelerated one."""
     if not HAVE_ACCELERATORS:
         pytest.skip("uvloop/httptools not installed: no accelerated server to compare")
-    servers = [ServerProcess(APP, pure, WIRE_LIMITS) for pure in (True, False)]
-    yield servers
-    for server in servers:
-        server.stop()
+    return [shared_server(APP, mode, **WIRE_LIMITS) for mode in ("pure", "accelerated")]
 
 
 def wire_exchange(port, payload):

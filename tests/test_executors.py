@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import requests
 
-from tests.conftest import start_script
+from tests.support import start_script
 
 DASK_APP = textwrap.dedent("""
     import os, sys

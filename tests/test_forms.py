@@ -20,8 +20,7 @@ import requests
 
 from pixie_web import HTTPError, MultipartParser, TestClient
 from tests.apps.essentials_app import make_form_app
-from tests.conftest import ROOT
-from tests.support import raw_exchange, status_of
+from tests.support import ROOT, raw_exchange, status_of
 
 TARGET = "tests.apps.essentials_app:app"
 BOUNDARY = "----pixie-form-boundary-7MA4YWxk"

@@ -17,7 +17,7 @@ import pytest
 
 from pixie_web import (App, FileResponse, HTTPError, JSONResponse, RedirectResponse,
                        Response, RouteType, StreamResponse, TestClient, abort, redirect)
-from tests.support import Client, raw_exchange, status_of
+from tests.support import Client, dechunk, raw_exchange, split_reply, status_of
 
 HANDLERS_APP = "tests.apps.handlers_app:app"
 ROUTE_TYPES = ["sync", "asnc", "thread"]
@@ -70,31 +70,6 @@ def cookie_parts(set_cookie_header):
         key, _, attribute_value = attribute.partition("=")
         parsed[key.strip().lower()] = attribute_value.strip()
     return name, value, parsed
-
-
-def dechunk(body):
-    """Decode a chunked message body; fails on malformed framing."""
-    decoded, rest = b"", body
-    while True:
-        size_line, separator, rest = rest.partition(b"\r\n")
-        assert separator, "chunk-size line not terminated"
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            return decoded
-        decoded += rest[:size]
-        assert rest[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
-        rest = rest[size + 2:]
-
-
-def head_and_body(raw):
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-    return headers, body
-
-
-def header_values(headers, name):
-    return [value for key, value in headers if key.lower() == name.lower()]
 
 
 # ---- Return values ----
@@ -1018,27 +993,29 @@ def test_delete_cookie_expires_it_on_the_root_path():
 
 # ---- On the wire (real server) ----
 
-def test_wire_generator_is_chunked_on_http11(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
-    raw = raw_exchange(server.port, b"GET /gen HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    assert status_of(raw) == 200
-    headers, body = head_and_body(raw)
-    assert [value.lower() for value in header_values(headers, "transfer-encoding")] == ["chunked"]
-    assert header_values(headers, "content-length") == []
-    assert dechunk(body) == "first,second,third-\u00e9".encode("utf-8")
+@pytest.fixture
+def server(shared_server, parser_mode):
+    """tests/apps/handlers_app.py in a real server, shared per parser mode."""
+    return shared_server(HANDLERS_APP, parser_mode)
 
 
-def test_wire_generator_on_http10_is_not_chunked_and_closes(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
-    raw = raw_exchange(server.port, b"GET /gen HTTP/1.0\r\n\r\n")
-    assert status_of(raw) == 200
-    headers, body = head_and_body(raw)
-    assert header_values(headers, "transfer-encoding") == []
-    assert body == "first,second,third-\u00e9".encode("utf-8")
+def test_wire_generator_is_chunked_on_http11(server):
+    reply = split_reply(raw_exchange(server.port, b"GET /gen HTTP/1.1\r\nHost: a\r\n"
+                                                  b"Connection: close\r\n\r\n"))
+    assert reply.status == 200
+    assert [value.lower() for value in reply.values("transfer-encoding")] == ["chunked"]
+    assert reply.values("content-length") == []
+    assert dechunk(reply.body) == "first,second,third-\u00e9".encode("utf-8")
 
 
-def test_wire_async_generator_chunks_are_sent_as_they_are_produced(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+def test_wire_generator_on_http10_is_not_chunked_and_closes(server):
+    reply = split_reply(raw_exchange(server.port, b"GET /gen HTTP/1.0\r\n\r\n"))
+    assert reply.status == 200
+    assert reply.values("transfer-encoding") == []
+    assert reply.body == "first,second,third-\u00e9".encode("utf-8")
+
+
+def test_wire_async_generator_chunks_are_sent_as_they_are_produced(server):
     token = f"t{time.monotonic_ns()}"
     with Client(server.port, timeout=3) as client:
         client.send(f"GET /gated/{token} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
@@ -1052,17 +1029,15 @@ def test_wire_async_generator_chunks_are_sent_as_they_are_produced(server_factor
         rest, closed = client.read_until_close(timeout=3)
         assert closed, "the stream did not end after its gate opened"
         received += rest
-    body = dechunk(received.partition(b"\r\n\r\n")[2])
-    assert body == b"before-gate;after-gate"
+    assert dechunk(split_reply(received).body) == b"before-gate;after-gate"
 
 
-def test_wire_generator_failing_midway_is_not_sent_as_complete(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+def test_wire_generator_failing_midway_is_not_sent_as_complete(server):
     raw = raw_exchange(server.port,
                        b"GET /gen-fails HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert status_of(raw) in (200, 500)
     if status_of(raw) == 200:
-        _, body = head_and_body(raw)
+        body = split_reply(raw).body
         assert b"partial" in body
         assert not body.endswith(b"0\r\n\r\n")  # the client must see the truncation
     assert_no_internals(raw.decode("utf-8", "replace"), "generator-secret-17")
@@ -1070,13 +1045,12 @@ def test_wire_generator_failing_midway_is_not_sent_as_complete(server_factory, p
                                                b"Connection: close\r\n\r\n")) == 200
 
 
-def test_wire_file_object_is_streamed(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
-    raw = raw_exchange(server.port,
-                       b"GET /file-object HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    assert status_of(raw) == 200
-    headers, body = head_and_body(raw)
-    if header_values(headers, "transfer-encoding"):
+def test_wire_file_object_is_streamed(server):
+    reply = split_reply(raw_exchange(server.port, b"GET /file-object HTTP/1.1\r\nHost: a\r\n"
+                                                  b"Connection: close\r\n\r\n"))
+    assert reply.status == 200
+    body = reply.body
+    if reply.values("transfer-encoding"):
         body = dechunk(body)
     app_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps",
                             "handlers_app.py")
@@ -1085,10 +1059,11 @@ def test_wire_file_object_is_streamed(server_factory, parser_mode):
 
 
 def test_wire_production_500_hides_details_and_logs_them(server_factory, parser_mode):
+    # a server of its own: the test reads its log by stopping it
     server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
     raw = raw_exchange(server.port, b"GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert status_of(raw) == 500
-    headers, body = head_and_body(raw)
+    body = split_reply(raw).body
     assert body.decode("utf-8").splitlines()[0] == "500 Internal Server Error"
     assert_no_internals(body.decode("utf-8"), "secret-detail-4711")
     assert status_of(raw_exchange(server.port, b"GET /text HTTP/1.1\r\nHost: a\r\n"
@@ -1097,8 +1072,8 @@ def test_wire_production_500_hides_details_and_logs_them(server_factory, parser_
     assert "secret-detail-4711" in log
 
 
-def test_wire_debug_500_shows_the_traceback(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"), debug=True)
+def test_wire_debug_500_shows_the_traceback(shared_server, parser_mode):
+    server = shared_server(HANDLERS_APP, parser_mode, debug=True)
     raw = raw_exchange(server.port, b"GET /boom HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert status_of(raw) == 500
     assert b"Traceback" in raw
@@ -1107,25 +1082,21 @@ def test_wire_debug_500_shows_the_traceback(server_factory, parser_mode):
 
 @pytest.mark.parametrize("path", ["/echo-header?v=", "/echo-redirect?to=/x",
                                   "/echo-cookie?v="])
-def test_wire_crlf_from_the_request_is_never_written_as_a_header(server_factory, parser_mode,
-                                                                  path):
+def test_wire_crlf_from_the_request_is_never_written_as_a_header(server, path):
     # C1 (bottle CVE-2016-9964, uvicorn CVE-2020-7695), C3
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
     safe = raw_exchange(server.port, f"GET {path}safe HTTP/1.1\r\nHost: a\r\n"
                                      f"Connection: close\r\n\r\n".encode())
     assert status_of(safe) in (200, 303)
-    assert b"safe" in safe.partition(b"\r\n\r\n")[0]
+    assert b"safe" in split_reply(safe).head
     attack = raw_exchange(server.port, f"GET {path}%0d%0aX-Injected:%20yes HTTP/1.1\r\n"
                                        f"Host: a\r\nConnection: close\r\n\r\n".encode())
     assert status_of(attack) == 500
     assert b"x-injected" not in attack.lower()
 
 
-def test_wire_each_cookie_is_its_own_set_cookie_line(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
-    raw = raw_exchange(server.port,
-                       b"GET /two-cookies HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    assert status_of(raw) == 200
-    headers, _ = head_and_body(raw)
-    cookies = sorted(cookie_parts(value)[:2] for value in header_values(headers, "set-cookie"))
+def test_wire_each_cookie_is_its_own_set_cookie_line(server):
+    reply = split_reply(raw_exchange(server.port, b"GET /two-cookies HTTP/1.1\r\nHost: a\r\n"
+                                                  b"Connection: close\r\n\r\n"))
+    assert reply.status == 200
+    cookies = sorted(cookie_parts(value)[:2] for value in reply.values("set-cookie"))
     assert cookies == [("first", "1"), ("second", "2")]

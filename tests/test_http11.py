@@ -24,7 +24,7 @@ import h11
 import pytest
 
 from tests.support import (ECHO_CHUNKED, ECHO_CL, FOLLOWER, PROTOCOL_APP, Client, assert_rejected,
-                           calls, cpu_seconds, exchange, parse_all)
+                           calls, cpu_seconds, exchange, parse_all, split_reply)
 
 APP = PROTOCOL_APP
 MAX_BODY = 65536          # max_body_size of the shared server (small, for speed)
@@ -232,10 +232,10 @@ def test_generator_response_is_streamed_chunked_on_http11(server):
 def test_generator_response_on_http10_is_close_delimited(server, extra):
     data, closed = exchange(server.port, b"GET /stream HTTP/1.0\r\n" + extra + b"\r\n")
     assert closed, "an HTTP/1.0 stream can only end by closing the connection"
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert b" 200 " in head.split(b"\r\n")[0]
-    assert b"transfer-encoding" not in head.lower()
-    assert body == b"onetwothree"
+    reply = split_reply(data)
+    assert b" 200 " in reply.status_line
+    assert b"transfer-encoding" not in reply.head.lower()
+    assert reply.body == b"onetwothree"
 
 
 # ---- Expect: 100-continue (B12) -----------------------------------------------------------------
@@ -310,20 +310,18 @@ def test_responses_are_valid_http11_for_a_strict_client(server):
     connection = h11.Connection(h11.CLIENT)
     # h11 is the response reader here: the client only carries its bytes
     with Client(server.port) as client:
-        sock = client.sock
-
         def round_trip(method, target, headers=(), body=None):
             out = connection.send(h11.Request(method=method, target=target,
                                               headers=[("Host", "a"), *headers]))
             if body is not None:
                 out += connection.send(h11.Data(data=body))
             out += connection.send(h11.EndOfMessage())
-            sock.sendall(out)
+            client.send(out)
             response, received = None, b""
             while True:
                 event = connection.next_event()
                 if event is h11.NEED_DATA:
-                    connection.receive_data(sock.recv(65536))
+                    connection.receive_data(client.read_some())
                 elif isinstance(event, h11.Response):
                     response = event
                 elif isinstance(event, h11.Data):

@@ -207,12 +207,7 @@ def test_slowloris_head_is_closed_by_the_header_timeout_while_others_are_served(
             for index, client in enumerate(clients):
                 if index in closed_after:
                     continue
-                if client.closed_now():
-                    closed_after[index] = time.monotonic() - started
-                    continue
-                try:
-                    client.sock.send(b"b")              # one more byte every 0.1 s
-                except OSError:
+                if not client.nudge(b"b"):              # one more byte every 0.1 s
                     closed_after[index] = time.monotonic() - started
             if other_client is None:
                 ask_started = time.monotonic()
@@ -255,12 +250,7 @@ def test_slow_body_is_closed_by_the_body_timeout(slow_server, framing):
         client.send(head)
         started, closed_after = time.monotonic(), None
         while time.monotonic() - started < 8.0:
-            if client.closed_now():
-                closed_after = time.monotonic() - started
-                break
-            try:
-                client.sock.send(drip)
-            except OSError:
+            if not client.nudge(drip):
                 closed_after = time.monotonic() - started
                 break
             time.sleep(0.1)

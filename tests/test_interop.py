@@ -16,8 +16,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ChildServer, child_env, free_port
-from tests.support import Client
+from tests.support import ChildServer, Client, child_env, free_port
 
 APP = "tests.apps.interop_app:app"
 WSGI = "tests.apps.interop_app:wsgi"
@@ -206,6 +205,11 @@ def test_http2_with_prior_knowledge_through_hypercorn(tmp_path):
                 ("HTTP/2", 200, "Hello, interop!")
             posted = client.post(server.url + "/json", json={"h2": True})
             assert posted.json() == {"got": {"h2": True}}
+            # a body of unannounced length: in HTTP/2 only the frames say there is one
+            unannounced = client.post(server.url + "/json", content=iter([b'{"a":', b"1}"]),
+                                      headers={"Content-Type": "application/json"})
+            assert "content-length" not in unannounced.request.headers
+            assert unannounced.json() == {"got": {"a": 1}}
             streamed = client.get(server.url + "/stream-out?count=3")
             assert streamed.text == "chunk 0\nchunk 1\nchunk 2\n"
             part = client.get(server.url + "/static/design.md", headers={"Range": "bytes=0-5"})

@@ -15,7 +15,7 @@ import textwrap
 
 import requests
 
-from tests.conftest import start_script
+from tests.support import start_script
 
 WORKER_FAILURES = textwrap.dedent("""
     from pixie_web import App, RouteType

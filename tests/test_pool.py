@@ -2,15 +2,15 @@
 
 Most tests run the app of ``tests/apps/pool_app.py`` in a real server process
 with ``workers=2``; a few go through ``TestClient``.  Process trees are read
-from ``/proc`` (no psutil).  Every process a test's server started is killed by
-pid at the end, so a hung pool worker cannot outlive the test.
+from ``/proc`` (no psutil).  Every process a server started is killed by pid when
+the server is stopped (at the end of its test, or of the session for the shared one), so
+a hung pool worker cannot outlive it.
 """
 import concurrent.futures
 import hashlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections import namedtuple
 from urllib.parse import quote
@@ -20,8 +20,8 @@ import requests
 
 from pixie_web import App, RouteType, TestClient
 from tests.apps import pool_app
-from tests.conftest import HAVE_ACCELERATORS, ServerProcess
-from tests.support import Client
+from tests.support import (HAVE_ACCELERATORS, Client, dechunk, descendants_of, kill_all, proc_stat,
+                           split_reply, survivors)
 
 POOL_APP = "tests.apps.pool_app:app"
 # Tests that are not about the parser run once, on the accelerated path when it is installed.
@@ -34,78 +34,12 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"),
 
 # ---- process-tree helpers ----------------------------------------------------------------------
 
-def _proc_stat(pid):
-    """(state, ppid, starttime) of a process, or None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1]), fields[19]
-
-
-def descendants_of(pid):
-    """{pid: starttime} of every live (non-zombie) descendant of ``pid``."""
-    parent_of, start_of = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _proc_stat(int(entry))
-            if stat and stat[0] != "Z":
-                parent_of[int(entry)] = stat[1]
-                start_of[int(entry)] = stat[2]
-    found, frontier = {}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, ppid in parent_of.items():
-            if ppid == parent and child not in found:
-                found[child] = start_of[child]
-                frontier.append(child)
-    return found
-
-
 def _cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             return handle.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _same_process_alive(pid, starttime):
-    stat = _proc_stat(pid)
-    return stat is not None and stat[0] != "Z" and stat[2] == starttime
-
-
-def _survivors(family):
-    return {pid: start for pid, start in family.items() if _same_process_alive(pid, start)}
-
-
-def _kill_family(family):
-    for pid, start in _survivors(family).items():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def shutdown(server, grace=3.0):
-    """SIGTERM the server, then SIGKILL whatever it started that is still alive
-    (e.g. a hung pool worker), so nothing outlives the test.  Returns what the server printed.
-    """
-    family = descendants_of(server.pid) if server.alive() else {}
-    if server.alive():
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
-    deadline = time.monotonic() + grace
-    while _survivors(family) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _kill_family(family)
-    return server.stop()
 
 
 def wait_for(predicate, timeout, message):
@@ -121,44 +55,27 @@ def wait_for(predicate, timeout, message):
 
 @pytest.fixture
 def start_server(server_factory):
-    """server_factory, plus: at teardown every descendant of the server is killed by pid."""
-    started = []
-
+    """A pool_app server of the test's own (server_factory, which stops it by pid with every
+    process it started, a hung pool worker included)."""
     def start(target=POOL_APP, pure=DEFAULT_PURE, **run_kwargs):
-        server = server_factory(target, pure=pure, **run_kwargs)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        shutdown(server)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    """One long-lived pool_app server (workers=2) per parser mode, for tests that leave it intact."""
-    servers = {}
-
-    def get(mode):
-        if mode == "accelerated" and not HAVE_ACCELERATORS:
-            pytest.skip("uvloop/httptools not installed: accelerated path not testable")
-        if mode not in servers:
-            servers[mode] = ServerProcess(POOL_APP, mode == "pure", {"workers": 2})
-        return servers[mode]
-
-    yield get
-    for server in servers.values():
-        shutdown(server)
-
-
-@pytest.fixture(params=["pure", "accelerated"])
-def wire(request, shared_server):
-    return shared_server(request.param)
+        return server_factory(target, pure=pure, **run_kwargs)
+    return start
 
 
 @pytest.fixture
-def default_server(shared_server):
-    return shared_server("pure" if DEFAULT_PURE else "accelerated")
+def pool_server(shared_server):
+    """The long-lived pool_app server (workers=2) of a parser mode, for tests that leave it intact."""
+    return lambda mode: shared_server(POOL_APP, mode, workers=2)
+
+
+@pytest.fixture
+def wire(pool_server, parser_mode):
+    return pool_server(parser_mode)
+
+
+@pytest.fixture
+def default_server(pool_server):
+    return pool_server("pure" if DEFAULT_PURE else "accelerated")
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +88,7 @@ Result = namedtuple("Result", "status headers body")
 
 
 @pytest.fixture(params=["pure", "accelerated", "testclient"])
-def call(request, shared_server):
+def call(request, pool_server):
     """call(method, path, **kw) -> Result, over the wire (both parsers) or through TestClient."""
     if request.param == "testclient":
         client = request.getfixturevalue("test_client")
@@ -181,7 +98,7 @@ def call(request, shared_server):
             return Result(response.status, response.headers, response.body)
 
         return via_client
-    server = shared_server(request.param)
+    server = pool_server(request.param)
 
     def via_wire(method, path, **kw):
         response = requests.request(method, server.url + path, timeout=REQUEST_TIMEOUT,
@@ -237,9 +154,9 @@ def test_pool_works_with_start_method(start_server, start_method):
     if start_method == "spawn":
         assert "multiprocessing.spawn" in _cmdline(info["pid"])
     elif start_method == "forkserver":
-        assert "multiprocessing.forkserver" in _cmdline(_proc_stat(info["pid"])[1])
+        assert "multiprocessing.forkserver" in _cmdline(proc_stat(info["pid"])[1])
     else:   # fork: a copy of the server itself
-        assert _proc_stat(info["pid"])[1] == server.pid
+        assert proc_stat(info["pid"])[1] == server.pid
     assert get_json(server, "/sync/info")["is_main"] is True
     with concurrent.futures.ThreadPoolExecutor(4) as executor:
         results = list(executor.map(lambda n: get_json(server, f"/pool/square/{n}"), range(10, 18)))
@@ -427,18 +344,6 @@ def test_pool_handler_exception_gives_generic_500(call):
 
 # ---- generators streamed back from the pool -----------------------------------------------------
 
-def dechunk(data):
-    body = b""
-    while True:
-        line, _, data = data.partition(b"\r\n")
-        size = int(line.split(b";")[0], 16)
-        if size == 0:
-            return body
-        body += data[:size]
-        assert data[size:size + 2] == b"\r\n", "chunk data not followed by CRLF"
-        data = data[size + 2:]
-
-
 def get_request(path):
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
 
@@ -453,10 +358,10 @@ def test_pool_generator_streams_each_chunk_as_it_is_yielded(wire, tmp_path):
         assert b"second;" not in received
         (tmp_path / "release").write_text("go")
         received += client.read_until(None, timeout=15)
-    head, _, body = received.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200")
-    assert b"transfer-encoding: chunked" in head.lower()
-    assert dechunk(body) == b"first;second;third"
+    reply = split_reply(received)
+    assert reply.head.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding: chunked" in reply.head.lower()
+    assert dechunk(reply.body) == b"first;second;third"
 
 
 def test_client_disconnect_closes_pool_generator(wire, tmp_path):
@@ -595,7 +500,7 @@ def zombie_children_of(pid):
     zombies = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = _proc_stat(int(entry))
+            stat = proc_stat(int(entry))
             if stat and stat[0] == "Z" and stat[1] == pid:
                 zombies.append(int(entry))
     return zombies
@@ -625,7 +530,7 @@ def test_workers_zero_runs_pool_routes_in_a_thread_of_the_main_process(start_ser
     assert info["thread"] != "MainThread"
     assert get_json(server, "/pool/square/4")["square"] == 16
     assert descendants_of(server.pid) == {}
-    output = shutdown(server).lower()
+    output = server.stop_with_children().lower()
     assert any(word in output for word in ("pool", "worker")), f"no start-up warning: {output!r}"
 
 
@@ -650,10 +555,10 @@ def test_pool_workers_stop_with_the_server(start_server, how, start_method):
     os.kill(server.pid, getattr(signal, how))
     server.process.wait(timeout=15)
     deadline = time.monotonic() + 10
-    while _survivors(family) and time.monotonic() < deadline:
+    while survivors(family) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = _survivors(family)
-    _kill_family(family)
+    left = survivors(family)
+    kill_all(family)
     assert left == {}, f"processes left running after the server stopped: {sorted(left)}"
 
 

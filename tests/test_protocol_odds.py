@@ -16,9 +16,8 @@ import time
 
 import pytest
 
-from tests.support import raw_exchange, status_of
+from tests.support import PROTOCOL_APP, calls, raw_exchange, status_of
 
-APP = "tests.apps.protocol_app:app"
 TIMEOUT = 5.0          # seconds raw_exchange waits for more bytes when the server keeps it open
 MAX_REQUEST_LINE = 32768
 GOOD = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -28,19 +27,12 @@ GOOD_LAST = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 @pytest.fixture(scope="module")
 def servers(shared_server):
     # a long request line, so 5,000 digits fit even when every one is percent-encoded
-    return lambda mode: shared_server(APP, mode, max_request_line=MAX_REQUEST_LINE)
+    return lambda mode: shared_server(PROTOCOL_APP, mode, max_request_line=MAX_REQUEST_LINE)
 
 
 @pytest.fixture
 def server(servers, parser_mode):
     return servers(parser_mode)
-
-
-def calls(port):
-    """How many handlers other than /count the server has run."""
-    answer = raw_exchange(port, b"GET /count HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    assert status_of(answer) == 200, answer[:300]
-    return int(answer.rsplit(b"\r\n\r\n", 1)[1])
 
 
 def statuses(answer):

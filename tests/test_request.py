@@ -15,7 +15,7 @@ import requests
 from pixie_web import TestClient
 from tests.apps import request_app
 from tests.apps.request_app import MAX_BODY_SIZE, MAX_QUERY_PARAMS
-from tests.support import Client, raw_exchange, status_of
+from tests.support import Client, parse_reply, raw_exchange, split_reply, status_of
 
 TARGET = "tests.apps.request_app:app"
 
@@ -74,17 +74,6 @@ def server(request, servers):
     return servers(request.param)
 
 
-def split_response(raw):
-    """(status, lower-cased header dict, body) of one un-chunked HTTP response."""
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status_of(raw), headers, body
-
-
 def first_line(body):
     return body.decode("utf-8", "replace").split("\n", 1)[0].strip()
 
@@ -118,9 +107,9 @@ def test_absolute_form_target_uses_its_path_and_authority(server):
     # RFC 9112 3.2.2: the authority of an absolute-form target replaces the Host header.
     raw = raw_exchange(server.port, b"GET http://example.test:81/echo/x%20y?q=1 HTTP/1.1\r\n"
                                     b"Host: example.test:81\r\nConnection: close\r\n\r\n")
-    status, _, body = split_response(raw)
-    assert status == 200
-    seen = json.loads(body)
+    reply = split_reply(raw)
+    assert reply.status == 200
+    seen = json.loads(reply.body)
     assert seen["path"] == "/echo/x y"
     assert seen["raw_path"] == "/echo/x%20y"
     assert seen["query_string"] == "q=1"
@@ -146,10 +135,9 @@ def test_non_utf8_path_after_a_good_request_leaks_nothing_from_it(server):
     raw = raw_exchange(server.port, b"GET /echo/leak-marker-7731 HTTP/1.1\r\nHost: a\r\n"
                                     b"X-Test: leak-header-7731\r\n\r\n"
                                     b"GET /%ff HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert status_of(raw) == 200
-    head_end = raw.index(b"\r\n\r\n") + 4
-    _, headers, _ = split_response(raw)
-    second = raw[head_end + int(headers["content-length"]):]
+    first, used = parse_reply(raw)
+    assert first.status == 200
+    second = raw[used:]
     assert status_of(second) == 400
     assert b"7731" not in second
 
@@ -162,9 +150,9 @@ def test_http_version_and_protocol_of_an_http11_request(transport):
 
 def test_http_version_and_protocol_of_an_http10_request(server):
     raw = raw_exchange(server.port, b"GET /echo HTTP/1.0\r\n\r\n")
-    status, _, body = split_response(raw)
-    assert status == 200
-    seen = json.loads(body)
+    reply = split_reply(raw)
+    assert reply.status == 200
+    seen = json.loads(reply.body)
     assert seen["http_version"] == "1.0"
     assert seen["protocol"] == "HTTP/1.0"
 
@@ -179,9 +167,9 @@ def test_scheme_host_and_url(transport):
 def test_host_and_url_come_from_the_host_header(server):
     raw = raw_exchange(server.port, b"GET /echo/plain?x=1 HTTP/1.1\r\nHost: example.test:8080\r\n"
                                     b"Connection: close\r\n\r\n")
-    status, _, body = split_response(raw)
-    assert status == 200
-    seen = json.loads(body)
+    reply = split_reply(raw)
+    assert reply.status == 200
+    seen = json.loads(reply.body)
     assert seen["host"] == "example.test:8080"
     assert seen["url"] == "http://example.test:8080/echo/plain?x=1"
 
@@ -263,9 +251,9 @@ def test_headers_are_case_insensitive(transport):
 def test_repeated_headers_are_all_kept_in_order(server):
     raw = raw_exchange(server.port, b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Multi: one\r\n"
                                     b"x-multi: two\r\nX-MULTI: three\r\nConnection: close\r\n\r\n")
-    status, _, body = split_response(raw)
-    assert status == 200
-    seen = json.loads(body)
+    reply = split_reply(raw)
+    assert reply.status == 200
+    seen = json.loads(reply.body)
     assert seen["x_multi"] == ["one", "two", "three"]
     assert seen["x_multi_last"] == "three"
 
@@ -438,9 +426,9 @@ def test_chunked_body_reaches_body(server):
             b"7\r\nhello, \r\n"
             b"d;ext=1\r\nchunked world\r\n"
             b"0\r\n\r\n")
-    status, _, body = split_response(raw_exchange(server.port, wire))
-    assert status == 200
-    seen = json.loads(body)
+    reply = split_reply(raw_exchange(server.port, wire))
+    assert reply.status == 200
+    seen = json.loads(reply.body)
     assert seen["hex"] == payload.hex()
 
 

@@ -14,7 +14,7 @@ import requests
 
 from pixie_web import (App, Response, Router, RouteType, TestClient, default_app,
                        route)
-from tests.support import raw_exchange, status_of
+from tests.support import raw_exchange, split_reply, status_of
 
 HANDLERS_APP = "tests.apps.handlers_app:app"
 SLASH_APP = "tests.apps.handlers_app:slash_app"
@@ -998,16 +998,16 @@ def test_module_route_shortcut_registers_on_default_app():
 
 # ---- On the wire (real server) ----
 
-def test_wire_static_and_int_wildcard_routes(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+def test_wire_static_and_int_wildcard_routes(shared_server, parser_mode):
+    server = shared_server(HANDLERS_APP, parser_mode)
     assert requests.get(server.url + "/text", timeout=5).text == "hello wire"
     response = requests.get(server.url + "/num/12", timeout=5)
     assert response.json() == {"n": 12, "type": "int"}
     assert requests.get(server.url + "/num/twelve", timeout=5).status_code == 404
 
 
-def test_wire_404_and_405_with_allow(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+def test_wire_404_and_405_with_allow(shared_server, parser_mode):
+    server = shared_server(HANDLERS_APP, parser_mode)
     missing = requests.get(server.url + "/no/such/route", timeout=5)
     assert missing.status_code == 404
     assert missing.text.splitlines()[0] == "404 Not Found"
@@ -1016,17 +1016,17 @@ def test_wire_404_and_405_with_allow(server_factory, parser_mode):
     assert [m.strip() for m in wrong.headers["Allow"].split(",")] == ["GET", "HEAD", "OPTIONS"]
 
 
-def test_wire_head_sends_headers_and_no_body(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
-    raw = raw_exchange(server.port, b"HEAD /text HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    assert status_of(raw) == 200
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    assert b"\r\ncontent-length: 10" in head.lower()
-    assert rest == b""
+def test_wire_head_sends_headers_and_no_body(shared_server, parser_mode):
+    server = shared_server(HANDLERS_APP, parser_mode)
+    reply = split_reply(raw_exchange(server.port, b"HEAD /text HTTP/1.1\r\nHost: a\r\n"
+                                                  b"Connection: close\r\n\r\n"))
+    assert reply.status == 200
+    assert b"\r\ncontent-length: 10" in reply.head.lower()
+    assert reply.body == b""
 
 
-def test_wire_options_answers_204_with_allow(server_factory, parser_mode):
-    server = server_factory(HANDLERS_APP, pure=(parser_mode == "pure"))
+def test_wire_options_answers_204_with_allow(shared_server, parser_mode):
+    server = shared_server(HANDLERS_APP, parser_mode)
     response = requests.options(server.url + "/text", timeout=5)
     assert response.status_code == 204
     assert response.content == b""
@@ -1034,25 +1034,23 @@ def test_wire_options_answers_204_with_allow(server_factory, parser_mode):
 
 
 @pytest.mark.parametrize("target", [b"//evil.example", b"//evil.example/%2e%2e"])
-def test_wire_redirect_slashes_location_stays_a_local_path(server_factory, parser_mode, target):
+def test_wire_redirect_slashes_location_stays_a_local_path(shared_server, parser_mode, target):
     # D11 (CPython CVE-2021-28861, tornado CVE-2023-28370, aiohttp GHSA-v6wp-4m6f-gcjg)
-    server = server_factory(CATCH_ALL_SLASH_APP, pure=(parser_mode == "pure"))
+    server = shared_server(CATCH_ALL_SLASH_APP, parser_mode)
     raw = raw_exchange(server.port,
                        b"GET " + target + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     status = status_of(raw)
     assert status is not None
     if 300 <= status < 400:
-        head = raw.partition(b"\r\n\r\n")[0].decode("latin-1")
-        [location] = [line.split(":", 1)[1].strip() for line in head.split("\r\n")[1:]
-                      if line.lower().startswith("location:")]
+        [location] = split_reply(raw).values("location")
         assert location.startswith("/")
         assert not location.startswith("//")
     else:
         assert status in (400, 404)
 
 
-def test_wire_redirect_slashes_redirects_plain_route(server_factory, parser_mode):
-    server = server_factory(SLASH_APP, pure=(parser_mode == "pure"))
+def test_wire_redirect_slashes_redirects_plain_route(shared_server, parser_mode):
+    server = shared_server(SLASH_APP, parser_mode)
     response = requests.get(server.url + "/a/", timeout=5, allow_redirects=False)
     assert response.status_code in (301, 302, 307, 308)
     assert response.headers["Location"] == "/a"

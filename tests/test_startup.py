@@ -13,7 +13,7 @@ import textwrap
 import pytest
 import requests
 
-from tests.conftest import ROOT, child_env, start_script
+from tests.support import ROOT, child_env, start_script
 
 BROKEN_APP = textwrap.dedent("""
     from pixie_web import App, run

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from tests.conftest import ServerProcess
-from tests.support import Client, raw_exchange, status_of
+from tests.support import Client, raw_exchange, split_reply, status_of
 
+APP = "tests.apps.streaming_app:app"
 STREAM_ROUTES = ["sync", "thread", "asnc", "asnc-awaiting", "pool"]
 
 
@@ -27,22 +27,21 @@ def markers(tmp_path_factory):
 
 @pytest.fixture
 def servers(markers, shared_server):
-    def get(mode, **run_kwargs):
-        return shared_server("tests.apps.streaming_app:app", mode,
-                             env={"STREAM_MARKERS": str(markers)}, workers=1, **run_kwargs)
-    return get
+    """The streaming app's shared server (one pool worker) of a parser mode."""
+    return lambda mode: shared_server(APP, mode, env={"STREAM_MARKERS": str(markers)}, workers=1)
 
 
 def open_stream(port, path):
     """A client reading ``path``: returned once the first 1 KB of the body has arrived."""
     client = Client(port, timeout=10)
     client.send(f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
-    received = b""
-    while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < 1024:
+    received, reply = b"", None
+    while reply is None or len(reply.body) < 1024:
         data = client.read_some()
         assert data, f"the stream {path} ended early: {received[:200]!r}"
         received += data
-    assert status_of(received) == 200, received[:200]
+        reply = split_reply(received)
+    assert reply.status == 200, received[:200]
     return client
 
 
@@ -102,37 +101,30 @@ def test_a_client_that_does_not_read_a_large_file_holds_nobody(servers, parser_m
 
 @pytest.mark.parametrize("route", ["sync", "thread", "pool"])
 def test_sigterm_stops_the_server_within_shutdown_timeout_while_a_stream_runs(
-        markers, parser_mode, route):
-    server = ServerProcess("tests.apps.streaming_app:app", pure=(parser_mode == "pure"),
-                           run_kwargs={"workers": 1, "shutdown_timeout": 1.0},
-                           env={"STREAM_MARKERS": str(markers)})
-    try:
-        stream = open_stream(server.port, f"/stream/{route}?token=term-{parser_mode}-{route}")
-        started = time.monotonic()
-        os.kill(server.pid, signal.SIGTERM)
-        server.process.wait(timeout=15)
-        # the stream is cut after the 1 s grace period; the pool stops with the server
-        assert time.monotonic() - started < 5.0
-        assert server.process.returncode == 0, server.output()
-        stream.close()
-    finally:
-        server.stop(sig=signal.SIGKILL)
+        server_factory, markers, parser_mode, route):
+    server = server_factory(APP, pure=(parser_mode == "pure"), env={"STREAM_MARKERS": str(markers)},
+                            workers=1, shutdown_timeout=1.0)
+    stream = open_stream(server.port, f"/stream/{route}?token=term-{parser_mode}-{route}")
+    started = time.monotonic()
+    os.kill(server.pid, signal.SIGTERM)
+    server.process.wait(timeout=15)
+    # the stream is cut after the 1 s grace period; the pool stops with the server
+    assert time.monotonic() - started < 5.0
+    assert server.process.returncode == 0, server.output()
+    stream.close()
 
 
-def test_a_second_signal_stops_at_once_without_waiting_for_streams(markers, parser_mode):
-    server = ServerProcess("tests.apps.streaming_app:app", pure=(parser_mode == "pure"),
-                           run_kwargs={"shutdown_timeout": 60.0},
-                           env={"STREAM_MARKERS": str(markers)})
-    try:
-        stream = open_stream(server.port, "/stream/sync?token=twice-" + parser_mode)
-        started = time.monotonic()
-        os.kill(server.pid, signal.SIGINT)
-        time.sleep(0.3)
-        assert server.alive(), "the first signal must wait for the stream (grace period)"
-        os.kill(server.pid, signal.SIGINT)
-        server.process.wait(timeout=15)
-        assert time.monotonic() - started < 5.0
-        assert "stopping now" in server.output()
-        stream.close()
-    finally:
-        server.stop(sig=signal.SIGKILL)
+def test_a_second_signal_stops_at_once_without_waiting_for_streams(server_factory, markers,
+                                                                   parser_mode):
+    server = server_factory(APP, pure=(parser_mode == "pure"), env={"STREAM_MARKERS": str(markers)},
+                            shutdown_timeout=60.0)
+    stream = open_stream(server.port, "/stream/sync?token=twice-" + parser_mode)
+    started = time.monotonic()
+    os.kill(server.pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert server.alive(), "the first signal must wait for the stream (grace period)"
+    os.kill(server.pid, signal.SIGINT)
+    server.process.wait(timeout=15)
+    assert time.monotonic() - started < 5.0
+    assert "stopping now" in server.output()
+    stream.close()

@@ -8,7 +8,7 @@ import pytest
 from pixie_web import TestClient
 from tests.apps import request_app
 from tests.apps.request_app import MAX_QUERY_PARAMS
-from tests.conftest import HAVE_ACCELERATORS, run_script
+from tests.support import HAVE_ACCELERATORS, run_script
 
 
 @pytest.fixture(scope="module")
