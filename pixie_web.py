@@ -3681,21 +3681,19 @@ class ReceiveBuffer(bytearray):
 
     def take_head(self):
         """The bytes of a whole head (without its final empty line), consumed; else None."""
-        end = self.find(_HEAD_END)
-        if end < 0:
-            return None
-        head = bytes(self[:end])
-        del self[:end + 4]
-        return head
+        return self._take_through(_HEAD_END)
 
     def take_line(self):
         """A whole line (without its CRLF), consumed; else None."""
-        end = self.find(CRLF)
+        return self._take_through(CRLF)
+
+    def _take_through(self, separator):
+        end = self.find(separator)
         if end < 0:
             return None
-        line = bytes(self[:end])
-        del self[:end + 2]
-        return line
+        data = bytes(self[:end])
+        del self[:end + len(separator)]
+        return data
 
     def take(self, size):
         """Up to ``size`` bytes, consumed."""

@@ -747,3 +747,13 @@ def chunked_bodies(draw):
         out = out[:position] + draw(st.sampled_from([b"_", b"\n", b"\r", b"+", b" ", b"x"])) \
             + out[position + 1:]
     return out
+
+
+def wait_for(predicate, timeout=5.0):
+    """Poll ``predicate`` every 50 ms until it is true or ``timeout`` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from tests.support import ChildServer, Client, child_env, free_port
+from tests.support import ChildServer, Client, child_env, free_port, wait_for
 
 APP = "tests.apps.interop_app:app"
 WSGI = "tests.apps.interop_app:wsgi"
@@ -66,15 +65,6 @@ def server(request, tmp_path_factory):
     server.stop()
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_the_startup_hook_runs_before_the_first_request_is_answered(server):
     # An ASGI server runs lifespan startup before it listens -- except gunicorn, whose
     # master listens before its workers boot; WSGI has no lifespan: the first request starts.
@@ -122,7 +112,7 @@ def test_a_client_that_leaves_closes_the_generator(server):
     with Client(server.port) as client:
         client.send(b"GET /stream-out?count=100000&pause=0.01 HTTP/1.1\r\nHost: a\r\n\r\n")
         assert b"chunk 1" in client.read_until(b"chunk 1", timeout=5)
-    assert wait_for(marker.exists), "the generator kept running after its client left"
+    assert wait_for(marker.exists, timeout=10.0), "the generator kept running after its client left"
 
 
 def test_pool_and_thread_routes(server):
@@ -169,7 +159,7 @@ def test_shutdown_runs_the_shutdown_hook_and_stops_the_pool(name, tmp_path):
         # the process that ran the startup hook (hypercorn: its worker) ran the shutdown hook
         assert (tmp_path / "stopped").read_text() == (tmp_path / "started").read_text()
         if pooled["in_pool"]:
-            assert wait_for(lambda: not os.path.exists(f"/proc/{pooled['pid']}")), \
+            assert wait_for(lambda: not os.path.exists(f"/proc/{pooled['pid']}"), timeout=10.0), \
                 "a pool worker outlived the server"
     finally:
         server.stop(sig=signal.SIGKILL)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.support import Client, raw_exchange, split_reply, status_of
+from tests.support import Client, raw_exchange, split_reply, status_of, wait_for
 
 APP = "tests.apps.streaming_app:app"
 STREAM_ROUTES = ["sync", "thread", "asnc", "asnc-awaiting", "pool"]
@@ -52,15 +52,6 @@ def ping_time(port):
                          timeout=5.0)
     assert reply.endswith(b"pong"), reply
     return time.monotonic() - started
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.mark.parametrize("route", STREAM_ROUTES)
