@@ -4985,8 +4985,8 @@ class _EncodedIterable:
 
 
 class _LoopIterable:
-    """An async body (or one read in the thread pool) as a WSGI iterable, each chunk produced
-    on the adapter's event loop; close() closes it there."""
+    """An async body as a WSGI iterable: each chunk produced on the adapter's event loop,
+    close() closing it there."""
 
     def __init__(self, chunks, loop):
         self._chunks = chunks
