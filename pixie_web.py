@@ -4885,11 +4885,16 @@ class _WSGIAdapter:
         """A routed Request from a WSGI environ."""
         app = self.app
         method = environ["REQUEST_METHOD"]
-        # PATH_INFO holds the decoded path's bytes as latin-1 (PEP 3333): quoted again, it is
-        # a target that routing decodes exactly as the built-in server's
-        path_bytes = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode(
-            "latin-1")
-        raw_target = quote(path_bytes or b"/", safe="/:@!$&'()*+,;=-._~").encode("ascii")
+        # The target as sent, where the server gives it (gunicorn RAW_URI, waitress
+        # REQUEST_URI): an encoded slash stays one path segment, as in the built-in server.
+        # Else PATH_INFO, the decoded path's bytes as latin-1 (PEP 3333), quoted again.
+        raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
+        if raw_uri.startswith("/") and not environ.get("SCRIPT_NAME"):
+            raw_target = raw_uri.partition("?")[0].encode("latin-1")
+        else:
+            path_bytes = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode(
+                "latin-1")
+            raw_target = quote(path_bytes or b"/", safe="/:@!$&'()*+,;=-._~").encode("ascii")
         raw_path, routing_path, _, _ = split_target(method, raw_target)
         pairs = []
         for key, value in environ.items():

@@ -83,6 +83,17 @@ def test_text_json_and_path_parameters(server):
     assert requests.get(server.url + "/user/forty-two", timeout=5).status_code == 404
 
 
+def test_an_encoded_slash_stays_in_one_path_segment(server):
+    # uvicorn, hypercorn and granian pass raw_path; gunicorn RAW_URI, waitress REQUEST_URI;
+    # granian's WSGI interface gives only the decoded PATH_INFO
+    reply = requests.get(server.url + "/segment/a%2Fb", timeout=5)
+    if server.name == "granian-wsgi":
+        assert reply.status_code == 404             # /segment/a/b: no such route
+    else:
+        assert reply.json() == {"value": "a/b", "path": "/segment/a/b"}
+    assert requests.get(server.url + "/segment/caf%C3%A9", timeout=5).json()["value"] == "café"
+
+
 def test_a_json_post_and_a_multipart_upload(server):
     assert requests.post(server.url + "/json", json={"a": [1, 2]}, timeout=5).json() == \
         {"got": {"a": [1, 2]}}

@@ -43,6 +43,11 @@ async def user(request, id):
     return {"id": id, "scheme": request.scheme}
 
 
+@app.route("/segment/<value>")
+def segment(request, value):
+    return {"value": value, "path": request.path}
+
+
 @app.post("/json")
 def echo_json(request):
     return {"got": request.json}
