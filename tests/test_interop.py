@@ -46,13 +46,18 @@ SERVERS = {
                                                   "uvicorn_worker.UvicornWorker",
                                                   "--log-level", "warning", APP],
 }
-WSGI_SERVERS = {"granian-wsgi", "gunicorn-sync", "gunicorn-gthread", "waitress"}
+# The same servers with PIXIE_WEB_PURE=1 (no uvloop, no ujson in pixie_web): both paths
+SERVERS["uvicorn-h11-pure"] = SERVERS["uvicorn-h11"]
+SERVERS["gunicorn-sync-pure"] = SERVERS["gunicorn-sync"]
+PURE_SERVERS = {"uvicorn-h11-pure", "gunicorn-sync-pure"}
+WSGI_SERVERS = {"granian-wsgi", "gunicorn-sync", "gunicorn-gthread", "waitress",
+                "gunicorn-sync-pure"}
 
 
 def start(name, marks, **env):
     port = free_port()
     return ChildServer(SERVERS[name](port), port,
-                       child_env(False, INTEROP_MARKS=str(marks), **env))
+                       child_env(name in PURE_SERVERS, INTEROP_MARKS=str(marks), **env))
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))
@@ -81,6 +86,11 @@ def test_text_json_and_path_parameters(server):
     user = requests.get(server.url + "/user/42", timeout=5)
     assert user.json() == {"id": 42, "scheme": "http"}
     assert requests.get(server.url + "/user/forty-two", timeout=5).status_code == 404
+
+
+def test_the_pure_variants_run_without_the_accelerators(server):
+    used = requests.get(server.url + "/accelerators", timeout=5).json()
+    assert (used == []) == (server.name in PURE_SERVERS)
 
 
 def test_an_encoded_slash_stays_in_one_path_segment(server):

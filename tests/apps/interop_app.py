@@ -7,7 +7,8 @@ a stream closed early writes "stream-closed". INTEROP_FAIL_STARTUP=1 makes start
 import os
 import time
 
-from pixie_web import App, HTTPError, RouteType, Sessions, proc_env, static_file
+from pixie_web import (ACCELERATORS, App, HTTPError, RouteType, Sessions, proc_env,
+                       static_file)
 
 app = App(max_body_size=1024 * 1024)
 app.install(Sessions(secret="interop-secret-0123456789abcdef"))
@@ -41,6 +42,11 @@ def hello(request):
 @app.route("/user/<id:int>")
 async def user(request, id):
     return {"id": id, "scheme": request.scheme}
+
+
+@app.route("/accelerators")
+def accelerators(request):
+    return ACCELERATORS
 
 
 @app.route("/segment/<value>")
