@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from tests.support import ROOT, ChildServer, child_env, free_port
+from tests.support import ROOT, ChildServer, child_env, free_port, start_script
 
 APP = "tests.apps.interop_app:app"
 
@@ -226,3 +226,88 @@ def test_the_guides_systemd_service_runs_under_socket_activation():
         assert requests.get(server.url + "/", timeout=10).text == "Hello, interop!"
     finally:
         server.stop()
+
+
+# ---- Several machines, one load balancer, one Dask cluster (all on 127.0.0.1 here) ---------
+
+CLUSTER_APP = textwrap.dedent("""
+    from distributed import Client
+    from tests.apps.interop_app import app
+
+    if __name__ == "__main__":
+        app.configure_limits(trusted_proxies=["127.0.0.1"])
+        app.run(port=PORT, executor=Client("SCHEDULER").get_executor(), access_log=False)
+""")
+
+
+def nginx_config(directory, server_block):
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp = directory / "nginx"
+    temp.mkdir()
+    config = directory / "nginx.conf"
+    config.write_text(textwrap.dedent(f"""
+        {user}
+        daemon off;
+        worker_processes 1;
+        pid {temp}/nginx.pid;
+        error_log {temp}/error.log;
+        events {{ worker_connections 64; }}
+        http {{
+            access_log off;
+            client_body_temp_path {temp}/body;
+            proxy_temp_path {temp}/proxy;
+            fastcgi_temp_path {temp}/fastcgi;
+            uwsgi_temp_path {temp}/uwsgi;
+            scgi_temp_path {temp}/scgi;
+        """) + server_block + "}\n")
+    return config, temp
+
+
+def test_the_guides_cluster_two_app_servers_behind_nginx_with_pool_work_on_dask(tmp_path):
+    guide = open(DEPLOY_GUIDE, encoding="utf-8").read()
+    section = guide.split("## Several machines behind a load balancer")[1].split("\n## ")[0]
+    commands = section.split("```sh\n")[1].split("```")[0].splitlines()
+    scheduler_port, port = free_port(), free_port()
+    scheduler_command = commands[0].replace("10.0.0.5", "127.0.0.1").replace(
+        "8786", str(scheduler_port)).split()
+    worker_command = commands[1].replace("10.0.0.5:8786", f"127.0.0.1:{scheduler_port}").replace(
+        "--nworkers 4", "--nworkers 1").split()
+    assert scheduler_command[:2] == ["dask", "scheduler"] and worker_command[:2] == ["dask", "worker"]
+    dask = [sys.executable, "-m", "distributed.cli.dask_"]
+    env = child_env(True)
+    cluster = [subprocess.Popen(dask[:2] + [dask[2] + command[1]] + command[2:], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for command in (scheduler_command, worker_command)]
+    apps, nginx = [], None
+    try:
+        scheduler = f"tcp://127.0.0.1:{scheduler_port}"
+        for number in range(2):
+            directory = tmp_path / f"machine{number}"
+            directory.mkdir()
+            apps.append(start_script(directory, CLUSTER_APP.replace("SCHEDULER", scheduler)))
+        block = guide_block("nginx", "pixie_machines").replace(
+            "server 10.0.0.11:8000;", f"server 127.0.0.1:{apps[0].port};").replace(
+            "server 10.0.0.12:8000;", f"server 127.0.0.1:{apps[1].port};").replace(
+            "listen 80;", f"listen 127.0.0.1:{port};")
+        config, temp = nginx_config(tmp_path, block)
+        nginx = ChildServer(["nginx", "-c", str(config), "-p", str(temp)], port, env)
+        answered_by, pool_pids = set(), set()
+        for number in range(6):
+            # (here the client and the balancer share 127.0.0.1, so spoofing is tested above,
+            # with nginx on a Unix socket)
+            who = requests.get(nginx.url + "/whoami", timeout=10).json()
+            assert (who["remote_addr"], who["host"]) == ("127.0.0.1", f"127.0.0.1:{port}")
+            answered_by.add(requests.get(nginx.url + "/server-pid", timeout=10).json()["pid"])
+            squared = requests.get(nginx.url + f"/pool/{number}", timeout=60).json()
+            assert squared["square"] == number * number and squared["in_pool"] is True
+            pool_pids.add(squared["pid"])
+        assert answered_by == {app.pid for app in apps}      # nginx spread the requests
+        assert not pool_pids & answered_by                   # the pool work ran on Dask
+    finally:
+        if nginx is not None:
+            nginx.stop()
+        for app in apps:
+            app.stop()
+        for process in cluster:
+            process.terminate()
+            process.wait(timeout=20)

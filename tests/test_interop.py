@@ -121,6 +121,18 @@ def test_a_body_over_max_body_size_is_413_read_whole_or_streamed(server):
     assert small.json() == {"received": 3000}
 
 
+def test_every_return_kind_and_a_handler_timeout(server):
+    assert requests.get(server.url + "/astream", timeout=5).text == \
+        "async 0\nasync 1\nasync 2\n"
+    nothing = requests.get(server.url + "/nothing", timeout=5)
+    assert (nothing.status_code, nothing.content) == (204, b"")
+    raw = requests.get(server.url + "/teapot-bytes", timeout=5)
+    assert (raw.status_code, raw.content, raw.headers["x-kind"]) == (418, b"\x00\x01", "bytes")
+    assert raw.headers["content-type"] == "application/octet-stream"
+    slow = requests.get(server.url + "/slow", timeout=10)
+    assert slow.status_code == 503 and "took too long" in slow.text
+
+
 def test_a_generator_is_streamed(server):
     reply = requests.get(server.url + "/stream-out?count=4", timeout=5)
     assert reply.text == "chunk 0\nchunk 1\nchunk 2\nchunk 3\n"

@@ -4,6 +4,7 @@ later, WSGI servers. Each route exercises one thing a deployment must keep worki
 INTEROP_MARKS (a directory): the startup and shutdown hooks write "started" / "stopped" there;
 a stream closed early writes "stream-closed". INTEROP_FAIL_STARTUP=1 makes startup fail.
 """
+import asyncio
 import os
 import time
 
@@ -42,6 +43,11 @@ def hello(request):
 @app.route("/user/<id:int>")
 async def user(request, id):
     return {"id": id, "scheme": request.scheme}
+
+
+@app.route("/server-pid")
+def server_pid(request):
+    return {"pid": os.getpid()}
 
 
 @app.route("/accelerators")
@@ -83,6 +89,31 @@ def stream_out(request):
         finally:
             mark("stream-closed")
     return chunks()
+
+
+@app.route("/astream")
+async def async_stream(request):
+    async def chunks():
+        for number in range(3):
+            await asyncio.sleep(0)
+            yield f"async {number}\n"
+    return chunks()
+
+
+@app.route("/slow", timeout=0.3)
+async def slow(request):
+    await asyncio.sleep(5)
+    return "too late"
+
+
+@app.route("/nothing")
+def nothing(request):
+    return None
+
+
+@app.route("/teapot-bytes")
+def teapot_bytes(request):
+    return b"\x00\x01", 418, {"X-Kind": "bytes"}
 
 
 def square(request, n):
