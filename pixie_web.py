@@ -5438,6 +5438,7 @@ class App(Router):
         self._children = []
         self._components = []
         self._asgi_host = None         # the _Server of the ASGI front end, once started
+        self._commands = {}            # name -> function, for app.cli()
         self._works_version = -1       # see dispatch: composed when first needed
         self._works = self._outcome_works = None
         self.config = {}
@@ -5626,6 +5627,23 @@ class App(Router):
                 self._asgi_host = None       # a failed start is tried again, not kept
             raise
         return host
+
+    # -- the script's own command line --
+
+    def command(self, name=None):
+        """Decorator: make a function a command of ``app.cli()`` (``python app.py NAME``).
+        Its parameters become the command's arguments (without a default) and ``--options``
+        (with one); annotations or defaults convert the values; the docstring is the help."""
+        def decorator(function):
+            self._commands[name or function.__name__.replace("_", "-")] = function
+            return function
+        return decorator
+
+    def cli(self, argv=None, prog=None):
+        """The script's command line: ``run`` (the default, with the options of
+        ``python -m pixie_web``), ``routes``, and every ``@app.command()``. Exits with the
+        command's status."""
+        sys.exit(_cli(self, sys.argv[1:] if argv is None else list(argv), prog))
 
     def _new_host(self, loop):
         """A _Server without a listener, for the ASGI and WSGI front ends: their pools and
@@ -6205,6 +6223,90 @@ def _run_arguments(parser):
                         help="serve on an inherited listening socket (systemd: 3)")
 
 
+def _serve_with_options(app, options):
+    app.run(host=options.host, port=options.port, workers=options.workers,
+            debug=options.debug or None, access_log=not options.no_access_log,
+            certfile=options.certfile, keyfile=options.keyfile, uds=options.uds,
+            fd=options.fd)
+
+
+def _add_command(subparsers, name, function):
+    """An argparse sub-command made from a function's signature and docstring."""
+    import argparse
+    try:
+        signature = inspect.signature(function, eval_str=True)
+    except (NameError, TypeError):           # an annotation that does not evaluate
+        signature = inspect.signature(function)
+    doc = inspect.getdoc(function) or ""
+    parser = subparsers.add_parser(name, help=doc.splitlines()[0] if doc else None,
+                                   description=doc or None)
+    for parameter in signature.parameters.values():
+        default, annotation = parameter.default, parameter.annotation
+        empty = inspect.Parameter.empty
+        kind = annotation if annotation is not empty else (
+            type(default) if default not in (empty, None) else str)
+        convert = kind if kind in (int, float, str) or isinstance(kind, type) else str
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            parser.add_argument(parameter.name, nargs="*", type=convert)
+        elif default is empty:
+            parser.add_argument(parameter.name, type=convert)
+        elif kind is bool:
+            parser.add_argument("--" + parameter.name.replace("_", "-"), dest=parameter.name,
+                                action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument("--" + parameter.name.replace("_", "-"), dest=parameter.name,
+                                type=convert, default=default,
+                                help=f"default: {default!r}")
+    parser.set_defaults(_function=function, _signature=signature)
+
+
+def _cli(app, argv, prog=None):
+    """What ``app.cli()`` runs; the exit status."""
+    import argparse
+    parser = argparse.ArgumentParser(prog=prog, description=(
+        "Commands of this app; without one, it is served (run)."))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _run_arguments(subparsers.add_parser("run", help="serve the app (the default)"))
+    subparsers.add_parser("routes", help="list the routes")
+    for name, function in app._commands.items():
+        _add_command(subparsers, name, function)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["run", *argv]
+    options = parser.parse_args(argv)
+    if options.command == "run":
+        _serve_with_options(app, options)
+        return 0
+    if options.command == "routes":
+        print(format_routes(app))
+        return 0
+    function, signature = options._function, options._signature
+    arguments, keywords = [], {}
+    for parameter in signature.parameters.values():
+        value = getattr(options, parameter.name)
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            arguments.extend(value)
+        elif parameter.default is inspect.Parameter.empty:
+            arguments.append(value)
+        else:
+            keywords[parameter.name] = value
+    try:
+        result = function(*arguments, **keywords)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+    except Exception as error:
+        print(f"{parser.prog} {options.command}: error: {error}", file=sys.stderr)
+        return 1
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    if result is not None:
+        print(result)
+    return 0
+
+
+async def _awaited(awaitable):
+    return await awaitable
+
+
 def main(argv=None):
     """``python -m pixie_web [routes] module:app [--host --port --workers --debug ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -6237,10 +6339,7 @@ def main(argv=None):
     if listing:
         print(format_routes(app))
         return 0
-    app.run(host=options.host, port=options.port, workers=options.workers,
-            debug=options.debug or None, access_log=not options.no_access_log,
-            certfile=options.certfile, keyfile=options.keyfile, uds=options.uds,
-            fd=options.fd)
+    _serve_with_options(app, options)
     return 0
 
 
