@@ -107,7 +107,7 @@ __all__ = [
     "Sessions", "Session", "CookieStore", "MemoryStore", "FileStore", "SQLiteStore",
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
-    "middleware", "ACCELERATORS", "__version__",
+    "middleware", "TaskHandle", "ACCELERATORS", "__version__",
 ]
 
 log = logging.getLogger("pixie_web")
@@ -5265,6 +5265,139 @@ def _apply_proxy_headers(request, networks):
         request._host = host
 
 
+# ---- Background tasks --------------------------------------------------------------------
+# app.add_task(...) runs a function beside the requests (sync ones in the thread pool, async
+# ones on the event loop), with retries and a bound on how many run at once; @app.every(s)
+# runs one on a timer. Each serving process (built-in server, TestClient, ASGI or WSGI host)
+# has its own _TaskRunner, started with its host and stopped with it.
+
+_TASK_BACKOFF = 0.1        # seconds before the first retry; doubled each time ...
+_TASK_BACKOFF_MAX = 30.0   # ... up to this, times a random factor in [0.5, 1] (jitter)
+
+
+class TaskHandle:
+    """A background task scheduled by ``app.add_task``: ``done()``, ``result(timeout)``
+    (its return value, or its last exception), ``cancel()``. Usable from any thread."""
+
+    def __init__(self, name):
+        self.name = name
+        self._future = concurrent.futures.Future()
+        self._task = None
+        self._loop = None
+
+    def done(self):
+        return self._future.done()
+
+    def result(self, timeout=None):
+        return self._future.result(timeout)
+
+    def cancel(self):
+        """Cancel the task (a sync function already running in a thread finishes anyway)."""
+        if self._future.done():
+            return False
+        if self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        return True
+
+    def __repr__(self):
+        state = "done" if self.done() else "pending"
+        return f"<TaskHandle {self.name} {state}>"
+
+
+class _TaskRunner:
+    """The background tasks of one serving process."""
+
+    def __init__(self, host, max_tasks):
+        self.host = host
+        self.loop = host.loop
+        self._slots = asyncio.Semaphore(max_tasks)
+        self._tasks = set()
+        self._timers = []
+
+    def submit(self, function, args, kwargs, retries=0, timeout=None):
+        handle = TaskHandle(getattr(function, "__qualname__", repr(function)))
+
+        def start():
+            task = self.loop.create_task(
+                self._run(handle, function, args, kwargs, retries, timeout))
+            handle._task, handle._loop = task, self.loop
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            start()
+        else:                                # a thread route, a WSGI thread, any thread
+            self.loop.call_soon_threadsafe(start)
+        return handle
+
+    async def _call(self, function, args, kwargs, timeout):
+        async with asyncio.timeout(timeout):
+            if _is_coroutine_function(function):
+                return await function(*args, **kwargs)
+            return await self.loop.run_in_executor(
+                self.host.thread_pool(), functools.partial(function, *args, **kwargs))
+
+    async def _run(self, handle, function, args, kwargs, retries, timeout):
+        import random
+        try:
+            async with self._slots:              # at most max_tasks at once; the rest wait
+                for attempt in range(retries + 1):
+                    try:
+                        result = await self._call(function, args, kwargs, timeout)
+                    except Exception as error:
+                        if attempt == retries:
+                            log.error("background task %s failed (attempt %d of %d)",
+                                      handle.name, attempt + 1, retries + 1, exc_info=error)
+                            handle._future.set_exception(error)
+                            return
+                        delay = min(_TASK_BACKOFF * 2 ** attempt, _TASK_BACKOFF_MAX) \
+                            * random.uniform(0.5, 1.0)
+                        log.warning("background task %s failed (attempt %d of %d): %r; "
+                                    "retrying in %.2fs", handle.name, attempt + 1,
+                                    retries + 1, error, delay)
+                        await asyncio.sleep(delay)
+                    else:
+                        handle._future.set_result(result)
+                        return
+        except asyncio.CancelledError:
+            handle._future.cancel()
+            raise
+
+    def start_timers(self, apps):
+        for app in apps:
+            for seconds, function in app._periodic:
+                self._timers.append(self.loop.create_task(self._every(seconds, function)))
+
+    async def _every(self, seconds, function):
+        """Run ``function`` every ``seconds``; a run still going when the next is due makes
+        that one skipped, not doubled."""
+        running = None
+        while True:
+            await asyncio.sleep(seconds)
+            if running is not None and not running.done():
+                log.warning("periodic task %s skipped: its previous run is still going",
+                            getattr(function, "__qualname__", function))
+                continue
+            running = self.submit(function, (), {})
+
+    async def stop(self, timeout):
+        """Stop the timers, wait up to ``timeout`` for the tasks, then cancel the rest."""
+        for timer in self._timers:
+            timer.cancel()
+        pending = set(self._tasks)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        unfinished = [task for task in pending if not task.done()]
+        if unfinished:
+            await asyncio.wait(unfinished, timeout=_CANCEL_GRACE)
+
+
 # ---- Application ----------------------------------------------------------------------------
 
 _SETTINGS = {
@@ -5281,6 +5414,7 @@ _SETTINGS = {
     "handler_timeout": 30.0,
     "shutdown_timeout": 10.0,
     "pool_niceness": 10,
+    "max_tasks": 100,          # background tasks running at once per process; more wait
     # peers whose Forwarded / X-Forwarded-* headers are believed: addresses or networks
     # ("10.0.0.0/8"), and "unix" for a Unix-socket peer. Empty: those headers are ignored.
     "trusted_proxies": (),
@@ -5312,6 +5446,7 @@ class _Server:
         self.parse_header_lines = _parse_header_lines
         self.use_sendfile = scheme == "http"   # not through TLS
         self.pool = None
+        self.tasks = None           # the _TaskRunner, once started
         self._thread_pool = None
         self._sweep_handle = None
         self._date_handle = None
@@ -5342,9 +5477,13 @@ class _Server:
                 pool.check_handlers(pool_routes)
                 await pool.start()
                 self.pool = pool
+        self.tasks = _TaskRunner(self, app.max_tasks)
+        for each_app in app._apps():
+            each_app._task_runner = self.tasks
         for each_app in app._apps():
             for hook in each_app._startup:
                 await _maybe_await(hook(each_app))
+        self.tasks.start_timers(app._apps())
         self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
         self._tick_date()
 
@@ -5401,6 +5540,11 @@ class _Server:
         for handle in (self._sweep_handle, self._date_handle):
             if handle is not None:
                 handle.cancel()
+        if self.tasks is not None:
+            await self.tasks.stop(max(0.0, deadline - self.loop.time()))
+            for each_app in self.app._apps():
+                if each_app._task_runner is self.tasks:
+                    each_app._task_runner = None
         for each_app in self.app._apps():
             for hook in each_app._shutdown:
                 try:
@@ -5439,6 +5583,8 @@ class App(Router):
         self._components = []
         self._asgi_host = None         # the _Server of the ASGI front end, once started
         self._commands = {}            # name -> function, for app.cli()
+        self._task_runner = None       # the running process's _TaskRunner (add_task)
+        self._periodic = []            # (seconds, function) of @app.every
         self._works_version = -1       # see dispatch: composed when first needed
         self._works = self._outcome_works = None
         self.config = {}
@@ -5627,6 +5773,29 @@ class App(Router):
                 self._asgi_host = None       # a failed start is tried again, not kept
             raise
         return host
+
+    # -- background tasks --
+
+    def add_task(self, function, /, *args, retries=0, timeout=None, **kwargs):
+        """Run ``function(*args, **kwargs)`` in the background of the serving process: a
+        sync function in the thread pool, an async one on the event loop. Failures are
+        logged; ``retries`` more attempts follow with exponential backoff and jitter;
+        ``timeout`` (seconds) bounds each attempt. Returns a TaskHandle. At most
+        ``max_tasks`` run at once; at shutdown they get ``shutdown_timeout``, then are
+        cancelled."""
+        runner = self._task_runner
+        if runner is None:
+            raise RuntimeError("add_task needs a running app (run(), TestClient, or an ASGI "
+                               "or WSGI server that has started it)")
+        return runner.submit(function, args, kwargs, retries, timeout)
+
+    def every(self, seconds):
+        """Decorator: run the function every ``seconds`` in each serving process (skipped
+        while its previous run is still going)."""
+        def decorator(function):
+            self._periodic.append((seconds, function))
+            return function
+        return decorator
 
     # -- the script's own command line --
 
