@@ -1476,6 +1476,7 @@ class Request:
     _routing_outcome = None     # decided when the head arrived: a Response or an HTTPError
     _body_parts = None          # body chunks while the protocol reads them
     started = 0.0               # time.monotonic() when the head arrived, for the access log
+    _after_tasks = None         # [(function, args, kwargs)] to start once the response is sent
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
                  body=b"", remote_addr="", scheme="http", host=None, app=None):
@@ -1497,6 +1498,15 @@ class Request:
 
     def __repr__(self):
         return f"<Request {self.method} {self.raw_path}>"
+
+    def add_task(self, function, /, *args, **kwargs):
+        """Run ``function(*args, **kwargs)`` as a background task (``app.add_task``, with
+        its ``retries=`` and ``timeout=``) once this request's response has been sent."""
+        if self.app is None:
+            raise RuntimeError("request.add_task is not available in a pool worker")
+        if self._after_tasks is None:
+            self._after_tasks = []
+        self._after_tasks.append((function, args, kwargs))
 
     # -- the original pixie_web names --
     @property
@@ -4444,6 +4454,8 @@ class HTTPProtocol:
         if self.server.access_log:
             self.server.log_access(request, status,
                                    0 if request.method == "HEAD" else len(body or b""))
+        if request._after_tasks:
+            _start_after_tasks(request)
         if not keep_alive:
             self._close()
 
@@ -4471,6 +4483,8 @@ class HTTPProtocol:
                                             chunked=request.http_version == "1.1")
         if self.server.access_log:
             self.server.log_access(request, response.status, sent)
+        if request._after_tasks:
+            _start_after_tasks(request)
         if not keep_alive:
             self._close()
 
@@ -4531,6 +4545,16 @@ class HTTPProtocol:
 
 
 _EXHAUSTED = object()
+
+
+def _start_after_tasks(request):
+    """Start the tasks a handler left for after its response (request.add_task)."""
+    for function, args, kwargs in request._after_tasks:
+        try:
+            request.app.add_task(function, *args, **kwargs)
+        except Exception:
+            log.exception("could not start a task after the response")
+    request._after_tasks = None
 
 
 def _is_in_memory(response):
@@ -4722,6 +4746,8 @@ async def _asgi_http(app, scope, receive, send):
     if not isinstance(response, Response):
         response = await response
     await _asgi_send(request, response, send, host, receive)
+    if request._after_tasks:
+        _start_after_tasks(request)
 
 
 async def _asgi_send(request, response, send, host, receive=None):
@@ -4879,7 +4905,10 @@ class _WSGIAdapter:
             response = self._on_loop(_dispatch_now(app, request))
         if not isinstance(response, Response):
             response = self._on_loop(response)       # the work that had to wait
-        return self._respond(environ, start_response, request, response)
+        body = self._respond(environ, start_response, request, response)
+        if request._after_tasks:                     # (the body is sent after this returns)
+            _start_after_tasks(request)
+        return body
 
     def _request(self, environ, host):
         """A routed Request from a WSGI environ."""

@@ -74,6 +74,16 @@ SCRIPT = textwrap.dedent('''
         return "scheduled"
 
 
+    @app.route("/after")
+    def after(request):
+        request.add_task(record, "after")
+        def body():
+            yield "first\\n"
+            time.sleep(0.5)
+            yield "last\\n"
+        return body()
+
+
     if __name__ == "__main__":
         app.run(port=PORT, workers=0, access_log=False)
 ''')
@@ -120,5 +130,19 @@ def test_max_tasks_bounds_concurrency_and_shutdown_waits_for_tasks(tmp_path):
         assert [line.split()[0] for line in second] == ["start", "end"]
         # max_tasks=1: the second started only when the first had ended
         assert float(second[0].split()[1]) >= float(first[1].split()[1])
+    finally:
+        server.stop()
+
+
+def test_request_add_task_starts_once_the_response_is_sent(tmp_path):
+    server, marks = start(tmp_path)
+    try:
+        with requests.get(server.url + "/after", timeout=5, stream=True) as reply:
+            chunks = reply.iter_content(chunk_size=None)
+            assert next(chunks) == b"first\n"
+            time.sleep(0.2)
+            assert not (marks / "after").exists()      # the response is still being sent
+            assert b"".join(chunks) == b"last\n"
+        assert wait_for(lambda: lines(marks / "after") == ["sync"])
     finally:
         server.stop()
