@@ -171,30 +171,10 @@ def test_the_guides_nginx_block_passes_client_address_and_scheme_and_streams(tmp
     try:
         wait_for_socket(socket_path, app_process)
         port = free_port()
-        server_block = (guide_block("nginx", "proxy_pass")
+        server_block = (guide_block("nginx", "unix:/run/app/app.sock")
                         .replace("/run/app/app.sock", socket_path)
                         .replace("listen 80;", f"listen 127.0.0.1:{port};"))
-        temp = tmp_path / "nginx"
-        temp.mkdir()
-        config = tmp_path / "nginx.conf"
-        # (run as root, nginx's workers would drop to www-data, which cannot reach a socket
-        # in this test's private directory)
-        user = "user root;" if os.geteuid() == 0 else ""
-        config.write_text(textwrap.dedent(f"""
-            {user}
-            daemon off;
-            worker_processes 1;
-            pid {temp}/nginx.pid;
-            error_log {temp}/error.log;
-            events {{ worker_connections 64; }}
-            http {{
-                access_log off;
-                client_body_temp_path {temp}/body;
-                proxy_temp_path {temp}/proxy;
-                fastcgi_temp_path {temp}/fastcgi;
-                uwsgi_temp_path {temp}/uwsgi;
-                scgi_temp_path {temp}/scgi;
-            """) + server_block + "}\n")
+        config, temp = nginx_config(tmp_path, server_block)
         nginx = ChildServer(["nginx", "-c", str(config), "-p", str(temp)], port, child_env(True))
         try:
             seen = requests.get(nginx.url + "/whoami", timeout=5,
@@ -241,6 +221,9 @@ CLUSTER_APP = textwrap.dedent("""
 
 
 def nginx_config(directory, server_block):
+    """An nginx.conf around ``server_block`` with every path inside ``directory``."""
+    # (run as root, nginx's workers would drop to www-data, which cannot reach a socket in a
+    # test's private directory)
     user = "user root;" if os.geteuid() == 0 else ""
     temp = directory / "nginx"
     temp.mkdir()
