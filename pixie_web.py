@@ -107,7 +107,7 @@ __all__ = [
     "Sessions", "Session", "CookieStore", "MemoryStore", "FileStore", "SQLiteStore",
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
-    "middleware", "TaskHandle", "ACCELERATORS", "__version__",
+    "middleware", "TaskHandle", "Metrics", "ACCELERATORS", "__version__",
 ]
 
 log = logging.getLogger("pixie_web")
@@ -3126,6 +3126,7 @@ class _ProcessPool:
         self._context = None
         self._idle = []
         self._queue = deque()
+        self.restarts = 0           # workers replaced after dying or timing out (metrics)
         self._all = set()
         self._starting = set()
         self._closing = False
@@ -3201,7 +3202,13 @@ class _ProcessPool:
             call.waiter.set_exception(_WorkerStopped())
         if not self._closing:
             _stop_process(worker.process)
+            self.restarts += 1
             self._replace()
+
+    @property
+    def queue_depth(self):
+        """Calls waiting for a free worker (metrics)."""
+        return len(self._queue)
 
     async def _run(self, call, timeout=None):
         """Run a call in a worker; its unpickled result (a worker's exception is raised here),
@@ -3324,6 +3331,8 @@ class _ExecutorPool:
     ``concurrent.futures.Executor``. Streamed bodies are collected in the worker."""
 
     workers = None
+    queue_depth = 0      # the executor's own queue is not visible
+    restarts = 0
 
     def __init__(self, executor):
         self.executor = executor
@@ -5342,6 +5351,7 @@ class _TaskRunner:
         self._slots = asyncio.Semaphore(max_tasks)
         self._tasks = set()
         self._timers = []
+        self.outcomes = {"succeeded": 0, "failed": 0, "cancelled": 0}   # (metrics)
 
     def submit(self, function, args, kwargs, retries=0, timeout=None):
         handle = TaskHandle(getattr(function, "__qualname__", repr(function)))
@@ -5382,6 +5392,7 @@ class _TaskRunner:
                             log.error("background task %s failed (attempt %d of %d)",
                                       handle.name, attempt + 1, retries + 1, exc_info=error)
                             handle._future.set_exception(error)
+                            self.outcomes["failed"] += 1
                             return
                         delay = min(_TASK_BACKOFF * 2 ** attempt, _TASK_BACKOFF_MAX) \
                             * random.uniform(0.5, 1.0)
@@ -5391,9 +5402,11 @@ class _TaskRunner:
                         await asyncio.sleep(delay)
                     else:
                         handle._future.set_result(result)
+                        self.outcomes["succeeded"] += 1
                         return
         except asyncio.CancelledError:
             handle._future.cancel()
+            self.outcomes["cancelled"] += 1
             raise
 
     def start_timers(self, apps):
@@ -5425,6 +5438,100 @@ class _TaskRunner:
         unfinished = [task for task in pending if not task.done()]
         if unfinished:
             await asyncio.wait(unfinished, timeout=_CANCEL_GRACE)
+
+
+# ---- Metrics ---------------------------------------------------------------------------------
+
+_DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _label(value):
+    """A Prometheus label value, escaped (backslash, double quote, line feed)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    """Component: ``app.install(Metrics())`` serves ``/metrics`` in the Prometheus text
+    format: requests by route pattern, method and status; a latency histogram per route;
+    requests in flight; the process pool's queue depth and worker restarts; background task
+    outcomes. The numbers are this serving process's."""
+
+    name = "metrics"
+
+    def __init__(self, path="/metrics", buckets=_DEFAULT_BUCKETS):
+        self.path = path
+        self.buckets = tuple(sorted(buckets))
+        self._requests = {}     # (route, method, status) -> count
+        self._latency = {}      # route -> [count per bucket..., count, sum]
+        self._in_flight = 0
+        self._host = None       # the _Server of the last request seen (pool, tasks)
+
+    def setup(self, app):
+        app.route(self.path, name="metrics")(self.render)
+
+    async def middleware(self, request, call_next):
+        self._in_flight += 1
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status
+            return response
+        finally:
+            self._in_flight -= 1
+            self._host = request._server
+            self._observe(request, status, time.perf_counter() - started)
+
+    def _observe(self, request, status, seconds):
+        route = request.route.path if request.route is not None else "<unrouted>"
+        key = (route, request.method, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        series = self._latency.get(route)
+        if series is None:
+            series = self._latency[route] = [0] * (len(self.buckets) + 2)
+        for index, bound in enumerate(self.buckets):
+            if seconds <= bound:
+                series[index] += 1
+        series[-2] += 1
+        series[-1] += seconds
+
+    def render(self, request):
+        """The exposition text (the ``/metrics`` route)."""
+        lines = ["# HELP pixie_requests_total Requests answered, by route, method and status.",
+                 "# TYPE pixie_requests_total counter"]
+        for (route, method, status), count in sorted(self._requests.items()):
+            lines.append(f'pixie_requests_total{{route="{_label(route)}",'
+                         f'method="{_label(method)}",status="{status}"}} {count}')
+        lines += ["# HELP pixie_request_duration_seconds Time from dispatch to response.",
+                  "# TYPE pixie_request_duration_seconds histogram"]
+        for route, series in sorted(self._latency.items()):
+            label = f'route="{_label(route)}"'
+            for bound, count in zip(self.buckets, series):
+                lines.append(f'pixie_request_duration_seconds_bucket{{{label},le="{bound}"}} '
+                             f'{count}')
+            lines.append(f'pixie_request_duration_seconds_bucket{{{label},le="+Inf"}} '
+                         f'{series[-2]}')
+            lines.append(f"pixie_request_duration_seconds_sum{{{label}}} {series[-1]}")
+            lines.append(f"pixie_request_duration_seconds_count{{{label}}} {series[-2]}")
+        host = request._server or self._host
+        pool = getattr(host, "pool", None)
+        tasks = getattr(host, "tasks", None)
+        lines += ["# HELP pixie_requests_in_flight Requests being answered (this one included).",
+                  "# TYPE pixie_requests_in_flight gauge",
+                  f"pixie_requests_in_flight {self._in_flight}",
+                  "# HELP pixie_pool_queue_depth Pool calls waiting for a free worker.",
+                  "# TYPE pixie_pool_queue_depth gauge",
+                  f"pixie_pool_queue_depth {pool.queue_depth if pool else 0}",
+                  "# HELP pixie_pool_worker_restarts_total Pool workers replaced.",
+                  "# TYPE pixie_pool_worker_restarts_total counter",
+                  f"pixie_pool_worker_restarts_total {pool.restarts if pool else 0}",
+                  "# HELP pixie_tasks_total Background tasks finished, by outcome.",
+                  "# TYPE pixie_tasks_total counter"]
+        for outcome in ("succeeded", "failed", "cancelled"):
+            count = tasks.outcomes[outcome] if tasks is not None else 0
+            lines.append(f'pixie_tasks_total{{outcome="{outcome}"}} {count}')
+        return Response("\n".join(lines) + "\n",
+                        content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 # ---- Application ----------------------------------------------------------------------------
