@@ -5897,7 +5897,8 @@ class App(Router):
         """The started _Server (pools, startup hooks) of the ASGI front end: started at
         lifespan startup, or by the first request when the server sends no lifespan."""
         host = self._asgi_host
-        if host is not None and host.started.done() and not host.started.exception():
+        if (host is not None and host.started.done() and not host.started.cancelled()
+                and host.started.exception() is None):
             return host                      # the usual case: started long ago
         if host is None:
             host = self._asgi_host = self._new_host(asyncio.get_running_loop())
