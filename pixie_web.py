@@ -4872,8 +4872,12 @@ class _WSGIAdapter:
                     threading.Thread(target=loop.run_forever, daemon=True,
                                      name="pixie-web-wsgi-loop").start()
                     host = self.app._new_host(loop)
-                    asyncio.run_coroutine_threadsafe(
-                        host.start(executor=self.app.executor), loop).result()
+                    try:
+                        asyncio.run_coroutine_threadsafe(
+                            host.start(executor=self.app.executor), loop).result()
+                    except BaseException:         # a startup hook failed: tried again at
+                        loop.call_soon_threadsafe(loop.stop)     # the next request
+                        raise
                     self.loop, self.host, self._pid = loop, host, os.getpid()
                     import atexit
                     atexit.register(self._stop, loop, host)
