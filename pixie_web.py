@@ -5722,6 +5722,7 @@ class App(Router):
         self._children = []
         self._components = []
         self._asgi_host = None         # the _Server of the ASGI front end, once started
+        self._wsgi_adapter = None      # app.wsgi, made at first use
         self._commands = {}            # name -> function, for app.cli()
         self._task_runner = None       # the running process's _TaskRunner (add_task)
         self._periodic = []            # (seconds, function) of @app.every
@@ -5963,10 +5964,9 @@ class App(Router):
     @property
     def wsgi(self):
         """The WSGI application of this app (``gunicorn module:app.wsgi``)."""
-        adapter = self.__dict__.get("_wsgi_adapter")
-        if adapter is None:
-            adapter = self._wsgi_adapter = _WSGIAdapter(self)
-        return adapter
+        if self._wsgi_adapter is None:
+            self._wsgi_adapter = _WSGIAdapter(self)
+        return self._wsgi_adapter
 
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""

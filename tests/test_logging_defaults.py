@@ -52,6 +52,16 @@ BOOM_APP = textwrap.dedent("""
 """)
 
 
+def boom_once(tmp_path, source):
+    """Start ``source``, have GET /boom fail once (500); the server's (stdout, stderr)."""
+    server = start_script(tmp_path, source)
+    try:
+        assert requests.get(server.url + "/boom", timeout=10).status_code == 500
+    finally:
+        output = output_of(server)
+    return output
+
+
 def output_of(server):
     """Stop the server by pid; return ``(stdout, stderr)``."""
     server.stop()
@@ -123,11 +133,7 @@ def test_a_root_handler_added_after_the_import_gets_the_error_and_pixie_web_adds
         if __name__ == "__main__":
             app.run(port=PORT, workers=0)
     """)
-    server = start_script(tmp_path, source)
-    try:
-        assert requests.get(server.url + "/boom", timeout=10).status_code == 500
-    finally:
-        stdout, stderr = output_of(server)
+    stdout, stderr = boom_once(tmp_path, source)
     logged = log_file.read_text(encoding="utf-8")
     assert len(re.findall(r"FILE ERROR pixie_web .*GET /boom", logged)) == 1, logged
     assert logged.count("Traceback (most recent call last)") == 1, logged
@@ -150,11 +156,7 @@ def test_a_handler_on_the_pixie_web_logger_alone_counts_as_configured_logging(tm
         if __name__ == "__main__":
             app.run(port=PORT, workers=0)
     """)
-    server = start_script(tmp_path, source)
-    try:
-        assert requests.get(server.url + "/boom", timeout=10).status_code == 500
-    finally:
-        stdout, stderr = output_of(server)
+    stdout, stderr = boom_once(tmp_path, source)
     assert len(re.findall(r"MINE ERROR .*GET /boom", stdout)) == 1, stdout
     assert stdout.count("RuntimeError: the secret detail of a failure") == 1, stdout
     assert "Traceback" not in stderr and "secret detail" not in stderr, stderr
