@@ -5413,10 +5413,13 @@ class _TaskRunner:
             self.outcomes["cancelled"] += 1
             raise
 
-    def start_timers(self, apps):
+    def start_timers(self, apps, first_process=True):
+        """Start the apps' periodic tasks: all of them in the first (or only) serving
+        process, elsewhere only those marked each_process."""
         for app in apps:
-            for seconds, function in app._periodic:
-                self._timers.append(self.loop.create_task(self._every(seconds, function)))
+            for seconds, function, each_process in app._periodic:
+                if first_process or each_process:
+                    self._timers.append(self.loop.create_task(self._every(seconds, function)))
 
     async def _every(self, seconds, function):
         """Run ``function`` every ``seconds``; a run still going when the next is due makes
@@ -5442,6 +5445,361 @@ class _TaskRunner:
         unfinished = [task for task in pending if not task.done()]
         if unfinished:
             await asyncio.wait(unfinished, timeout=_CANCEL_GRACE)
+
+
+# ---- Supervisor: processes=N and reload ------------------------------------------------------
+# run(processes=N) and run(reload=True) turn the process that called run() into a supervisor:
+# it binds the listening sockets, then starts each serving child by running the program's own
+# command line again (sys.orig_argv) with _SUPERVISED in its environment. In a child, run()
+# finds that variable and serves on the socket it inherited. Re-running the command (not
+# forking) is what lets SIGHUP and reload bring up new code. The supervisor keeps every
+# listening socket open, so a connection that arrives while a child restarts waits in the
+# kernel's queue instead of being refused.
+
+_SUPERVISED = "PIXIE_WEB_SUPERVISED"
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 30.0     # seconds before restarting a crashed child
+_CRASH_LIMIT = 6          # crashes of one slot in a row (each within _STABLE_AFTER): give up
+_STABLE_AFTER = 30.0      # a child that ran this long resets its slot's crash count
+_READY_TIMEOUT = 60.0     # for a new child to run its startup hooks and start listening
+_STOP_GRACE = 5.0         # after shutdown_timeout, before SIGKILL
+_SUPERVISOR_TICK = 0.05
+_RELOAD_INTERVAL = 0.5    # seconds between looks at the watched files
+_RELOAD_FILE_LIMIT = 20000
+
+
+class _Supervision(namedtuple("_Supervision", "slot processes listen_fd ready_fd lifeline_fd")):
+    """What a serving child learns from its supervisor (the _SUPERVISED variable)."""
+
+    def __str__(self):
+        return ",".join(map(str, self))
+
+
+def _take_supervision():
+    """This process's place under a supervisor, or None. The variable is removed, so the
+    app's own subprocesses (pool workers included) are not taken for serving children."""
+    value = os.environ.pop(_SUPERVISED, None)
+    return _Supervision(*map(int, value.split(","))) if value else None
+
+
+#: Set in a serving child of run(processes=N) or run(reload=True) (read by Metrics).
+_supervision = None
+
+
+def _listening_sockets(host, port, uds, fd, count):
+    """The supervisor's listening sockets: on Linux one per child slot, bound with
+    SO_REUSEPORT so that the kernel spreads connections over the children evenly; elsewhere,
+    and for Unix sockets and an inherited fd, one socket that every child accepts from."""
+    if fd is not None:
+        return [socket.socket(fileno=fd)]
+    if uds is not None:
+        if os.path.exists(uds) and stat.S_ISSOCK(os.stat(uds).st_mode):
+            os.unlink(uds)                  # a stale socket left by an earlier run
+        listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listening.bind(uds)
+        listening.listen(1024)
+        return [listening]
+    spread = count > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sockets = []
+    for _ in range(count if spread else 1):
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if spread:
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.bind(address)
+        address = listening.getsockname()   # port 0: the others take the port this one got
+        listening.listen(1024)
+        sockets.append(listening)
+    return sockets
+
+
+def _child_command():
+    """The command that started this program, to start a serving child with."""
+    argv = getattr(sys, "orig_argv", None) or []
+    if len(argv) < 2 or sys.flags.interactive or sys.platform == "win32":
+        raise RuntimeError("run(processes=N) and run(reload=True) start the program again for "
+                           "each serving process: run the app from a script or with "
+                           "python -m pixie_web, on a POSIX system")
+    return [sys.executable, *argv[1:]]
+
+
+def _source_roots(app):
+    """The app's directories: those of the main script and of the modules defining its
+    handlers, apart from the standard library's and installed packages'."""
+    import sysconfig
+    installed = {os.path.realpath(path) for name in ("stdlib", "platstdlib", "purelib",
+                                                     "platlib")
+                 if (path := sysconfig.get_paths().get(name))}
+    files = [getattr(sys.modules.get("__main__"), "__file__", None)]
+    files += [getattr(sys.modules.get(route.handler.__module__), "__file__", None)
+              for route in app.routes()]
+    roots = set()
+    for file in filter(None, files):
+        directory = os.path.dirname(os.path.realpath(file))
+        if not any(directory == path or directory.startswith(path + os.sep)
+                   for path in installed):
+            roots.add(directory)
+    return sorted(roots)
+
+
+def _is_environment(directory, name):
+    return (name.startswith(".") or name in ("__pycache__", "node_modules", "site-packages")
+            or os.path.exists(os.path.join(directory, name, "pyvenv.cfg")))
+
+
+def _watched_files(roots):
+    """{path: modification time} of what reload watches: every .py file under the roots
+    (virtual environments, caches and hidden directories left out), the imported modules
+    under them, and every file in the TEMPLATE_PATH directories."""
+    files = {}
+    for root in roots:
+        for directory, subdirectories, names in os.walk(root):
+            subdirectories[:] = [name for name in subdirectories
+                                 if not _is_environment(directory, name)]
+            files.update(dict.fromkeys(os.path.join(directory, name) for name in names
+                                       if name.endswith(".py")))
+            if len(files) > _RELOAD_FILE_LIMIT:
+                break
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and any(os.path.realpath(path).startswith(root + os.sep) for root in roots):
+            files[path] = None
+    for directory in TEMPLATE_PATH:
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
+                files[os.path.join(directory, name)] = None
+    for path in files:
+        try:
+            files[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            files[path] = None      # gone: its return is a change as well
+    return files
+
+
+class _Child:
+    """One serving child process of the supervisor."""
+
+    def __init__(self, slot, process, ready_fd):
+        self.slot = slot
+        self.process = process
+        self.ready_fd = ready_fd    # closed by the child without a byte: it failed to start
+        self.ready = False
+        self.started = time.monotonic()
+        self.stopping = False       # the supervisor asked it to stop: not a crash
+
+
+class _Supervisor:
+    """Starts and watches the serving children (see the section comment)."""
+
+    def __init__(self, processes, sockets, shutdown_timeout, reload_roots, command):
+        self.processes = processes
+        self.sockets = sockets
+        self.shutdown_timeout = shutdown_timeout
+        self.reload_roots = reload_roots
+        self.command = command
+        self.children = {}          # slot -> its current _Child
+        self.leaving = []           # children replaced or stopped, not yet gone
+        self.crashes = [0] * processes
+        self.restart_at = {}        # slot -> when to start it again after a crash
+        self.signals = []           # signal numbers received, handled by the loop
+        self.status = 0
+        self._lifeline = None
+
+    def run(self):
+        """Serve until SIGINT/SIGTERM (or a crash loop); the exit status."""
+        lifeline_read, self._lifeline = os.pipe()  # children see EOF if we die
+        previous = {number: signal.signal(number, self._on_signal)
+                    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            self.lifeline_read = lifeline_read
+            for slot in range(self.processes):
+                self._start(slot)
+            self._watch()
+        finally:
+            self._stop_all()
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            os.close(lifeline_read)
+            os.close(self._lifeline)
+            for listening in self.sockets:
+                listening.close()
+        return self.status
+
+    def _on_signal(self, number, frame):
+        self.signals.append(number)
+
+    def _watch(self):
+        files = _watched_files(self.reload_roots) if self.reload_roots else None
+        next_look = time.monotonic() + _RELOAD_INTERVAL
+        while True:
+            while self.signals:
+                number = self.signals.pop(0)
+                if number != signal.SIGHUP:
+                    return
+                log.info("SIGHUP: replacing the serving processes one by one")
+                self._replace_all()
+            self._check_children()
+            if self.status:
+                return
+            now = time.monotonic()
+            for slot, when in list(self.restart_at.items()):
+                if when <= now:
+                    del self.restart_at[slot]
+                    self._start(slot)
+            if files is not None and now >= next_look:
+                latest = _watched_files(self.reload_roots)
+                if latest != files:
+                    changed = sorted(path for path in latest.keys() | files.keys()
+                                     if latest.get(path) != files.get(path))
+                    log.info("%s changed: restarting", ", ".join(changed[:3]) +
+                             (f" and {len(changed) - 3} more" if len(changed) > 3 else ""))
+                    files = latest
+                    self._replace_all()
+                next_look = time.monotonic() + _RELOAD_INTERVAL
+            time.sleep(_SUPERVISOR_TICK)
+
+    def _start(self, slot):
+        listening = self.sockets[slot % len(self.sockets)]
+        ready_read, ready_write = os.pipe()
+        os.set_blocking(ready_read, False)
+        supervision = _Supervision(slot, self.processes, listening.fileno(), ready_write,
+                                   self.lifeline_read)
+        import subprocess
+        try:
+            process = subprocess.Popen(
+                self.command, env={**os.environ, _SUPERVISED: str(supervision)},
+                pass_fds=(listening.fileno(), ready_write, self.lifeline_read),
+                process_group=0)    # Ctrl+C reaches the supervisor, which forwards it
+        except Exception:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)
+        child = _Child(slot, process, ready_read)
+        old = self.children.get(slot)
+        if old is not None:
+            old.stopping = True
+            self.leaving.append(old)
+        self.children[slot] = child
+        return child
+
+    def _check_children(self):
+        """Notice children that became ready, and those that exited."""
+        for child in list(self.children.values()):
+            self._look_ready(child)
+            if child.process.poll() is not None:
+                self._exited(child)
+        for child in list(self.leaving):
+            if child.process.poll() is not None:
+                self.leaving.remove(child)
+                self._close_ready(child)
+
+    def _look_ready(self, child):
+        if child.ready or child.ready_fd is None:
+            return
+        try:
+            data = os.read(child.ready_fd, 1)
+        except BlockingIOError:
+            return
+        if data:
+            child.ready = True
+            log.info("process %d (slot %d) is serving", child.process.pid, child.slot)
+        self._close_ready(child)
+
+    @staticmethod
+    def _close_ready(child):
+        if child.ready_fd is not None:
+            os.close(child.ready_fd)
+            child.ready_fd = None
+
+    def _exited(self, child):
+        """A current child exited without being asked to: restart it, after a delay that
+        doubles with each crash in a row, or give up on a crash loop."""
+        self._close_ready(child)
+        del self.children[child.slot]
+        slot, status = child.slot, child.process.returncode
+        if time.monotonic() - child.started >= _STABLE_AFTER:
+            self.crashes[slot] = 0
+        self.crashes[slot] += 1
+        if self.reload_roots:
+            log.error("process %d (slot %d) exited with status %s; it starts again at the "
+                      "next change", child.process.pid, slot, status)
+            return
+        if self.crashes[slot] >= _CRASH_LIMIT:
+            log.error("process %d (slot %d) exited with status %s; slot %d crashed %d times "
+                      "in a row: giving up, stopping every process", child.process.pid, slot,
+                      status, slot, self.crashes[slot])
+            self.status = 1
+            return
+        delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (self.crashes[slot] - 1))
+        log.error("process %d (slot %d) exited with status %s; starting another in %.1fs",
+                  child.process.pid, slot, status, delay)
+        self.restart_at[slot] = time.monotonic() + delay
+
+    def _replace_all(self):
+        """Replace every child by a new one, one slot at a time: the old one is asked to stop
+        only once the new one is serving. A new one that fails to start ends the round; the
+        old ones keep serving."""
+        for slot in range(self.processes):
+            self.restart_at.pop(slot, None)
+            old = self.children.get(slot)
+            new = self._start(slot)
+            deadline = time.monotonic() + _READY_TIMEOUT
+            while not new.ready and new.process.poll() is None and not self.signals:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(_SUPERVISOR_TICK)
+                self._look_ready(new)
+            if not new.ready:
+                self.children.pop(slot)
+                new.stopping = True
+                self._terminate(new)
+                self.leaving.append(new)
+                if old is not None:
+                    old.stopping = False
+                    self.leaving.remove(old)
+                    self.children[slot] = old
+                if not self.signals:
+                    log.error("the new process for slot %d did not start (status %s): the "
+                              "running processes keep serving%s", slot, new.process.poll(),
+                              "; waiting for the next change" if self.reload_roots else "")
+                return
+            if old is not None:
+                self._terminate(old)
+            self.crashes[slot] = 0
+
+    @staticmethod
+    def _terminate(child):
+        try:
+            child.process.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def _stop_all(self):
+        """SIGTERM to every child (again on another SIGINT/SIGTERM: stop at once); SIGKILL
+        to those still running after shutdown_timeout and a grace period."""
+        children = list(self.children.values()) + self.leaving
+        self.children, self.leaving = {}, []
+        for child in children:
+            self._terminate(child)
+        deadline = time.monotonic() + self.shutdown_timeout + _STOP_GRACE
+        while any(child.process.poll() is None for child in children):
+            if time.monotonic() > deadline:
+                for child in children:
+                    if child.process.poll() is None:
+                        log.error("process %d did not stop in time: killed", child.process.pid)
+                        child.process.kill()
+                        child.process.wait()
+                break
+            if self.signals:
+                self.signals.clear()
+                for child in children:
+                    self._terminate(child)
+            time.sleep(_SUPERVISOR_TICK)
+        for child in children:
+            self._close_ready(child)
+
 
 
 # ---- Metrics ---------------------------------------------------------------------------------
@@ -5623,7 +5981,8 @@ class _Server:
         for each_app in app._apps():
             for hook in each_app._startup:
                 await _maybe_await(hook(each_app))
-        self.tasks.start_timers(app._apps())
+        self.tasks.start_timers(app._apps(),
+                                first_process=_supervision is None or _supervision.slot == 0)
         self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
         self._tick_date()
 
@@ -5725,7 +6084,7 @@ class App(Router):
         self._wsgi_adapter = None      # app.wsgi, made at first use
         self._commands = {}            # name -> function, for app.cli()
         self._task_runner = None       # the running process's _TaskRunner (add_task)
-        self._periodic = []            # (seconds, function) of @app.every
+        self._periodic = []            # (seconds, function, each_process) of @app.every
         self._works_version = -1       # see dispatch: composed when first needed
         self._works = self._outcome_works = None
         self.config = {}
@@ -5931,11 +6290,16 @@ class App(Router):
                                "or WSGI server that has started it)")
         return runner.submit(function, args, kwargs, retries, timeout)
 
-    def every(self, seconds):
-        """Decorator: run the function every ``seconds`` in each serving process (skipped
-        while its previous run is still going)."""
+    def every(self, seconds, each_process=False):
+        """Decorator: run the function every ``seconds`` (a run is skipped while the previous
+        one is still going). Under run(processes=N) it runs in the first serving process
+        only — periodic jobs usually touch shared state — unless ``each_process=True`` (a
+        per-process cache, say)."""
+        if not seconds > 0:
+            raise ValueError(f"every(seconds): seconds must be positive, not {seconds!r}")
+
         def decorator(function):
-            self._periodic.append((seconds, function))
+            self._periodic.append((seconds, function, each_process))
             return function
         return decorator
 
@@ -6120,31 +6484,66 @@ class App(Router):
 
     def run(self, host="127.0.0.1", port=8000, workers=None, debug=None, access_log=True,
             executor=None, start_method=None, certfile=None, keyfile=None, ssl=None,
-            uds=None, fd=None, **settings):
+            uds=None, fd=None, processes=1, reload=False, **settings):
         """Serve the app until SIGINT/SIGTERM, then shut down gracefully.
 
         ``uds``: listen on this Unix socket path instead of host:port (for a proxy on the same
         machine); ``fd``: serve on an already listening socket, e.g. 3 under systemd socket
-        activation."""
+        activation. ``processes=N``: N serving processes share the port under a supervisor
+        that restarts them (SIGHUP: replaces them one by one); ``reload=True``: restart when
+        a source file or template changes (see the Supervisor section)."""
+        global _supervision
         if _called_from_pool_import():
             return
+        if not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes must be a whole number of at least 1, not "
+                             f"{processes!r}")
         self.configure_limits(**settings)
         if debug is not None:
             self.debug = debug
-        _default_logging()
+        supervision = _take_supervision()
+        _default_logging(with_pid=supervision is not None or processes > 1 or reload)
+        if supervision is None and (processes > 1 or reload):
+            self._supervise(host, port, uds, fd, processes, reload)
+            return
+        if supervision is not None:
+            _supervision = supervision
+            fd, uds = supervision.listen_fd, None
+            if workers is None:     # the pools of all children together: one per core
+                workers = max(1, (os.cpu_count() or 1) // supervision.processes)
         loop = _new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._serve(
                 host, port, workers, access_log, executor or self.executor, start_method,
-                _ssl_context(ssl, certfile, keyfile), uds, fd))
+                _ssl_context(ssl, certfile, keyfile), uds, fd, supervision))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             asyncio.set_event_loop(None)
             loop.close()
 
+    def _supervise(self, host, port, uds, fd, processes, reload):
+        """The supervisor's side of run(processes=N) / run(reload=True)."""
+        command = _child_command()          # fails early where children cannot be started
+        sockets = _listening_sockets(host, port, uds, fd, processes)
+        roots = (_source_roots(self) or [os.getcwd()]) if reload else None
+        if uds is not None:
+            where = f"unix:{uds}"
+        elif fd is not None:
+            where = f"fd {fd}"
+        else:
+            address = sockets[0].getsockname()
+            where = f"{host}:{address[1]}"
+        log.info("pixie_web %s supervising %d serving process%s on %s%s",
+                 __version__, processes, "" if processes == 1 else "es", where,
+                 f", reloading on changes under {', '.join(roots)}" if roots else "")
+        status = _Supervisor(processes, sockets, self.shutdown_timeout, roots,
+                             command).run()
+        if status:
+            raise SystemExit(status)
+
     async def _serve(self, host, port, workers, access_log, executor, start_method,
-                     ssl_context, uds=None, fd=None):
+                     ssl_context, uds=None, fd=None, supervision=None):
         loop = asyncio.get_running_loop()
         server = _Server(self, loop, access_log, "https" if ssl_context else "http")
         await server.start(workers, start_method, executor)
@@ -6173,6 +6572,16 @@ class App(Router):
             stop.set()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
+        if supervision is not None:
+            where = f"{where}, slot {supervision.slot} of {supervision.processes}"
+
+            def on_supervisor_gone():       # its end of the lifeline pipe closed
+                loop.remove_reader(supervision.lifeline_fd)
+                log.warning("the supervisor has gone: stopping")
+                stop.set()
+            loop.add_reader(supervision.lifeline_fd, on_supervisor_gone)
+            os.write(supervision.ready_fd, b"1")
+            os.close(supervision.ready_fd)
         if not self._routes:
             log.warning("this app has no routes: every request will get 404. Routes made "
                         "with the module-level @route belong to the default app, served by "
@@ -6191,14 +6600,16 @@ class App(Router):
             await server.stop()
 
 
-def _default_logging():
+def _default_logging(with_pid=False):
     """Unless the user configured logging: errors and warnings, with their tracebacks, to
-    stderr, and the access log to stdout, one readable line each."""
+    stderr, and the access log to stdout, one readable line each (with the process id when
+    several processes share the terminal)."""
     if logging.getLogger().handlers or log.handlers:
         return
     errors = logging.StreamHandler(sys.stderr)
     errors.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+        "%(asctime)s %(levelname)s %(name)s" + ("[%(process)d]" if with_pid else "") +
+        ": %(message)s", "%Y-%m-%d %H:%M:%S"))
     log.addHandler(errors)
     log.setLevel(logging.INFO)
     requests = logging.StreamHandler(sys.stdout)
@@ -6531,13 +6942,17 @@ def _run_arguments(parser):
     parser.add_argument("--uds", metavar="PATH", help="listen on a Unix socket instead")
     parser.add_argument("--fd", type=int, metavar="N",
                         help="serve on an inherited listening socket (systemd: 3)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="serving processes sharing the port, under a supervisor")
+    parser.add_argument("--reload", action="store_true",
+                        help="restart when a source file or template changes")
 
 
 def _serve_with_options(app, options):
     app.run(host=options.host, port=options.port, workers=options.workers,
             debug=options.debug or None, access_log=not options.no_access_log,
             certfile=options.certfile, keyfile=options.keyfile, uds=options.uds,
-            fd=options.fd)
+            fd=options.fd, processes=options.processes, reload=options.reload)
 
 
 def _add_command(subparsers, name, function):
