@@ -56,6 +56,7 @@ Map of the sections below (each uses only what stands above it):
 
 import base64
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import importlib
@@ -1476,6 +1477,10 @@ class Request:
     _routing_outcome = None     # decided when the head arrived: a Response or an HTTPError
     _body_parts = None          # body chunks while the protocol reads them
     started = 0.0               # time.monotonic() when the head arrived, for the access log
+    # debug mode and slow-handler reports (time.monotonic()): the bytes that completed the
+    # head arrived; the handler started and ended; the pool worker that ran it
+    _arrived = _handler_started = _handler_ended = 0.0
+    _worker_pid = None
     _after_tasks = None         # [(function, args, kwargs)] to start once the response is sent
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
@@ -3016,13 +3021,14 @@ def _raise(error):
 class _PoolCall:
     """One call on its way to, or running in, a worker."""
 
-    __slots__ = ("message", "waiter", "reply")
+    __slots__ = ("message", "waiter", "reply", "worker_pid")
 
     def __init__(self, function, arguments, waiter):
         import pickle
         self.message = pickle.dumps((function, arguments), pickle.HIGHEST_PROTOCOL)
         self.waiter = waiter    # woken with "result" (then .reply is set) or "stream"
         self.reply = None
+        self.worker_pid = None  # the worker that took it (slow-handler reports)
 
 
 class _PoolWorker:
@@ -3040,6 +3046,7 @@ class _PoolWorker:
 
     def run(self, call):
         self.call = call
+        call.worker_pid = self.process.pid
         self.transport.write(_frame(call.message))
         call.message = None
 
@@ -3250,7 +3257,11 @@ class _ProcessPool:
         stream_id = channel.register(waiter)
         try:
             arguments = (handler, request._snapshot(), path_params, channel.address, stream_id)
-            result = await self._run(_PoolCall(_pool_call, arguments, waiter), timeout)
+            call = _PoolCall(_pool_call, arguments, waiter)
+            try:
+                result = await self._run(call, timeout)
+            finally:
+                request._worker_pid = call.worker_pid
             if result != _STREAMED:
                 return result
             reader, writer, status, header_items = await channel.opened(stream_id)
@@ -4129,6 +4140,8 @@ class HTTPProtocol:
 
     An asyncio protocol by its methods (asyncio and uvloop need no base class for it)."""
 
+    _arrived = 0.0      # when the latest bytes arrived (set by _TimedHTTPProtocol only)
+
     def __init__(self, server):
         self.server = server
         self.app = server.app
@@ -4302,8 +4315,9 @@ class HTTPProtocol:
                           head.query_string, head.http_version, section, b"",
                           self.remote_addr, server.scheme, head.target_host, app)
         request._server = server
-        if server.access_log:
+        if server.stamp_requests:
             request.started = time.monotonic()
+            request._arrived = self._arrived
         request._keep_alive = section.keep_alive and not server.shutting_down
         app.route_request(request, path, section.content_length)
         has_body = section.chunked or bool(section.content_length)
@@ -4551,6 +4565,15 @@ class HTTPProtocol:
             await chunks.aclose()          # closes the body: its finally blocks run
         self._close()
         return sent
+
+
+class _TimedHTTPProtocol(HTTPProtocol):
+    """HTTPProtocol in debug mode: notes when bytes arrive (Server-Timing's parse span),
+    which the usual protocol does not pay for."""
+
+    def data_received(self, data):
+        self._arrived = time.monotonic()
+        super().data_received(data)
 
 
 _EXHAUSTED = object()
@@ -5141,6 +5164,55 @@ _RUNNERS = {
 }
 
 
+def _timed(route, run, threshold):
+    """``run``, timed: the handler's start and end go on the request (for Server-Timing),
+    and a run longer than ``threshold`` seconds (if not None) is logged."""
+    def timed(request):
+        request._handler_started = started = time.monotonic()
+        try:
+            value = run(request)
+        except BaseException:
+            _handler_ended(request, route, started, threshold)
+            raise
+        if type(value) is CoroutineType:
+            return _timed_later(value, request, route, started, threshold)
+        _handler_ended(request, route, started, threshold)
+        return value
+    return timed
+
+
+async def _timed_later(pending, request, route, started, threshold):
+    try:
+        return await pending
+    finally:
+        _handler_ended(request, route, started, threshold)
+
+
+def _handler_ended(request, route, started, threshold):
+    request._handler_ended = ended = time.monotonic()
+    if threshold is not None and ended - started > threshold:
+        # raw_path is validated visible ASCII: request data cannot forge log lines
+        log.warning("slow handler: %s %s took %.3fs (route %s, %s%s)", request.method,
+                    request.raw_path, ended - started, route.path, route.route_type.name,
+                    f", pool worker pid {request._worker_pid}" if request._worker_pid else "")
+
+
+def _server_timing(request, now):
+    """The Server-Timing value of debug mode: parse (the head's bytes arrived → the request
+    was made), queue (→ its handler started: body, pipelined requests before it), handler,
+    write (→ the response is ready to serialise: conversion, hooks, middleware). Spans a
+    front end did not measure are left out."""
+    spans = []
+    if request._arrived and request.started:
+        spans.append(("parse", request.started - request._arrived))
+    if request.started and request._handler_started:
+        spans.append(("queue", request._handler_started - request.started))
+    if request._handler_ended:
+        spans.append(("handler", request._handler_ended - request._handler_started))
+        spans.append(("write", now - request._handler_ended))
+    return ", ".join(f"{name};dur={max(0.0, seconds) * 1000:.3f}" for name, seconds in spans)
+
+
 def _answer_routing_outcome(request):
     """The runner of a request answered when its head arrived (404, 405, 413, OPTIONS...)."""
     outcome = request._routing_outcome
@@ -5467,8 +5539,11 @@ _RELOAD_INTERVAL = 0.5    # seconds between looks at the watched files
 _RELOAD_FILE_LIMIT = 20000
 
 
-class _Supervision(namedtuple("_Supervision", "slot processes listen_fd ready_fd lifeline_fd")):
-    """What a serving child learns from its supervisor (the _SUPERVISED variable)."""
+class _Supervision(namedtuple("_Supervision",
+                              "slot processes listen_fd ready_fd lifeline_fd shared_dir")):
+    """What a serving child learns from its supervisor (the _SUPERVISED variable);
+    ``shared_dir``, private to this supervisor's children, is where they leave their metrics
+    for each other."""
 
     def __str__(self):
         return ",".join(map(str, self))
@@ -5478,7 +5553,10 @@ def _take_supervision():
     """This process's place under a supervisor, or None. The variable is removed, so the
     app's own subprocesses (pool workers included) are not taken for serving children."""
     value = os.environ.pop(_SUPERVISED, None)
-    return _Supervision(*map(int, value.split(","))) if value else None
+    if not value:
+        return None
+    *numbers, shared_dir = value.split(",", 5)
+    return _Supervision(*map(int, numbers), shared_dir)
 
 
 #: Set in a serving child of run(processes=N) or run(reload=True) (read by Metrics).
@@ -5608,7 +5686,10 @@ class _Supervisor:
 
     def run(self):
         """Serve until SIGINT/SIGTERM (or a crash loop); the exit status."""
+        import shutil
+        import tempfile
         lifeline_read, self._lifeline = os.pipe()  # children see EOF if we die
+        self.shared_dir = tempfile.mkdtemp(prefix="pixie-web-")
         previous = {number: signal.signal(number, self._on_signal)
                     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
@@ -5624,6 +5705,7 @@ class _Supervisor:
             os.close(self._lifeline)
             for listening in self.sockets:
                 listening.close()
+            shutil.rmtree(self.shared_dir, ignore_errors=True)
         return self.status
 
     def _on_signal(self, number, frame):
@@ -5664,7 +5746,7 @@ class _Supervisor:
         ready_read, ready_write = os.pipe()
         os.set_blocking(ready_read, False)
         supervision = _Supervision(slot, self.processes, listening.fileno(), ready_write,
-                                   self.lifeline_read)
+                                   self.lifeline_read, self.shared_dir)
         import subprocess
         try:
             process = subprocess.Popen(
@@ -5816,20 +5898,26 @@ class Metrics:
     """Component: ``app.install(Metrics())`` serves ``/metrics`` in the Prometheus text
     format: requests by route pattern, method and status; a latency histogram per route;
     requests in flight; the process pool's queue depth and worker restarts; background task
-    outcomes. The numbers are this serving process's."""
+    outcomes. Under run(processes=N) every serving process leaves its numbers in the
+    supervisor's directory each ``publish_interval`` seconds, and a scrape (answered by any
+    of them) shows every process's series, labelled ``pid``."""
 
     name = "metrics"
 
-    def __init__(self, path="/metrics", buckets=_DEFAULT_BUCKETS):
+    def __init__(self, path="/metrics", buckets=_DEFAULT_BUCKETS, publish_interval=1.0):
         self.path = path
         self.buckets = tuple(sorted(buckets))
+        self.publish_interval = publish_interval
         self._requests = {}     # (route, method, status) -> count
         self._latency = {}      # route -> [count per bucket..., count, sum]
         self._in_flight = 0
         self._host = None       # the _Server of the last request seen (pool, tasks)
+        self._publisher = None
 
     def setup(self, app):
         app.route(self.path, name="metrics")(self.render)
+        app.on_startup(self._start_publishing)
+        app.on_shutdown(self._stop_publishing)
 
     async def middleware(self, request, call_next):
         self._in_flight += 1
@@ -5857,43 +5945,116 @@ class Metrics:
         series[-2] += 1
         series[-1] += seconds
 
-    def render(self, request):
-        """The exposition text (the ``/metrics`` route)."""
-        lines = ["# HELP pixie_requests_total Requests answered, by route, method and status.",
-                 "# TYPE pixie_requests_total counter"]
-        for (route, method, status), count in sorted(self._requests.items()):
-            lines.append(f'pixie_requests_total{{route="{_label(route)}",'
-                         f'method="{_label(method)}",status="{status}"}} {count}')
-        lines += ["# HELP pixie_request_duration_seconds Time from dispatch to response.",
-                  "# TYPE pixie_request_duration_seconds histogram"]
-        for route, series in sorted(self._latency.items()):
-            label = f'route="{_label(route)}"'
-            for bound, count in zip(self.buckets, series):
-                lines.append(f'pixie_request_duration_seconds_bucket{{{label},le="{bound}"}} '
-                             f'{count}')
-            lines.append(f'pixie_request_duration_seconds_bucket{{{label},le="+Inf"}} '
-                         f'{series[-2]}')
-            lines.append(f"pixie_request_duration_seconds_sum{{{label}}} {series[-1]}")
-            lines.append(f"pixie_request_duration_seconds_count{{{label}}} {series[-2]}")
-        host = request._server or self._host
+    def _snapshot(self, host):
+        """This process's numbers, as JSON-ready data."""
         pool = getattr(host, "pool", None)
         tasks = getattr(host, "tasks", None)
-        lines += ["# HELP pixie_requests_in_flight Requests being answered (this one included).",
-                  "# TYPE pixie_requests_in_flight gauge",
-                  f"pixie_requests_in_flight {self._in_flight}",
-                  "# HELP pixie_pool_queue_depth Pool calls waiting for a free worker.",
-                  "# TYPE pixie_pool_queue_depth gauge",
-                  f"pixie_pool_queue_depth {pool.queue_depth if pool else 0}",
-                  "# HELP pixie_pool_worker_restarts_total Pool workers replaced.",
-                  "# TYPE pixie_pool_worker_restarts_total counter",
-                  f"pixie_pool_worker_restarts_total {pool.restarts if pool else 0}",
-                  "# HELP pixie_tasks_total Background tasks finished, by outcome.",
+        return {"requests": [[*key, count] for key, count in self._requests.items()],
+                "latency": self._latency, "in_flight": self._in_flight,
+                "queue_depth": pool.queue_depth if pool else 0,
+                "restarts": pool.restarts if pool else 0,
+                "tasks": dict(tasks.outcomes) if tasks is not None else {}}
+
+    # -- several processes: each leaves its snapshot in the supervisor's directory --
+
+    def _file(self, pid):
+        return os.path.join(_supervision.shared_dir, f"metrics-{pid}.json")
+
+    async def _start_publishing(self, app):
+        if _supervision is not None and self._publisher is None:
+            self._publisher = asyncio.ensure_future(self._publish())
+
+    async def _publish(self):
+        path, temporary = self._file(os.getpid()), self._file(f"{os.getpid()}-new")
+        while True:
+            with open(temporary, "w") as file:
+                json.dump(self._snapshot(self._host), file)
+            os.replace(temporary, path)         # readers never see half a file
+            await asyncio.sleep(self.publish_interval)
+
+    async def _stop_publishing(self, app):
+        if self._publisher is not None:
+            self._publisher.cancel()
+            self._publisher = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._file(os.getpid()))
+
+    def _others(self):
+        """(pid, snapshot) of the other serving processes; files of gone ones are removed."""
+        directory = _supervision.shared_dir
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return                      # the supervisor is stopping
+        for name in names:
+            match = re.fullmatch(r"metrics-(\d+)\.json", name)
+            if match is None or int(match[1]) == os.getpid():
+                continue
+            pid, path = int(match[1]), os.path.join(directory, name)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                continue
+            except OSError:
+                pass                    # alive, owned by someone else: still ours to read
+            try:
+                with open(path) as file:
+                    yield pid, json.load(file)
+            except (OSError, ValueError):
+                continue                # gone, or being replaced this instant
+
+    def render(self, request):
+        """The exposition text (the ``/metrics`` route)."""
+        own = self._snapshot(request._server or self._host)
+        processes = [(None, own)] if _supervision is None else [
+            (os.getpid(), own), *self._others()]
+        lines = ["# HELP pixie_requests_total Requests answered, by route, method and status.",
+                 "# TYPE pixie_requests_total counter"]
+        for pid, snapshot in processes:
+            for route, method, status, count in sorted(map(tuple, snapshot["requests"])):
+                lines.append(_sample("pixie_requests_total", count, pid=pid, route=route,
+                                     method=method, status=status))
+        lines += ["# HELP pixie_request_duration_seconds Time from dispatch to response.",
+                  "# TYPE pixie_request_duration_seconds histogram"]
+        for pid, snapshot in processes:
+            for route, series in sorted(snapshot["latency"].items()):
+                for bound, count in [*zip(self.buckets, series), ("+Inf", series[-2])]:
+                    lines.append(_sample("pixie_request_duration_seconds_bucket", count,
+                                         pid=pid, route=route, le=bound))
+                lines.append(_sample("pixie_request_duration_seconds_sum", series[-1],
+                                     pid=pid, route=route))
+                lines.append(_sample("pixie_request_duration_seconds_count", series[-2],
+                                     pid=pid, route=route))
+        for name, kind, text, key in _PROCESS_SERIES:
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            lines += [_sample(name, snapshot[key], pid=pid) for pid, snapshot in processes]
+        lines += ["# HELP pixie_tasks_total Background tasks finished, by outcome.",
                   "# TYPE pixie_tasks_total counter"]
-        for outcome in ("succeeded", "failed", "cancelled"):
-            count = tasks.outcomes[outcome] if tasks is not None else 0
-            lines.append(f'pixie_tasks_total{{outcome="{outcome}"}} {count}')
+        for pid, snapshot in processes:
+            for outcome in ("succeeded", "failed", "cancelled"):
+                lines.append(_sample("pixie_tasks_total", snapshot["tasks"].get(outcome, 0),
+                                     pid=pid, outcome=outcome))
         return Response("\n".join(lines) + "\n",
                         content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _sample(name, value, **labels):
+    """One exposition line; labels whose value is None are left out."""
+    pairs = ",".join(f'{key}="{_label(label)}"' for key, label in labels.items()
+                     if label is not None)
+    return f"{name}{{{pairs}}} {value}" if pairs else f"{name} {value}"
+
+
+#: The single-number series of Metrics: (name, type, help, snapshot key).
+_PROCESS_SERIES = (
+    ("pixie_requests_in_flight", "gauge", "Requests being answered (this one included).",
+     "in_flight"),
+    ("pixie_pool_queue_depth", "gauge", "Pool calls waiting for a free worker.",
+     "queue_depth"),
+    ("pixie_pool_worker_restarts_total", "counter", "Pool workers replaced.", "restarts"),
+)
 
 
 # ---- Application ----------------------------------------------------------------------------
@@ -5913,6 +6074,7 @@ _SETTINGS = {
     "shutdown_timeout": 10.0,
     "pool_niceness": 10,
     "max_tasks": 100,          # background tasks running at once per process; more wait
+    "slow_handler_threshold": None,   # seconds: handlers slower than this are logged
     # peers whose Forwarded / X-Forwarded-* headers are believed: addresses or networks
     # ("10.0.0.0/8"), and "unix" for a Unix-socket peer. Empty: those headers are ignored.
     "trusted_proxies": (),
@@ -5937,6 +6099,7 @@ class _Server:
         self.app = app
         self.loop = loop
         self.access_log = access_log
+        self.stamp_requests = access_log or app.debug    # see Request.started
         self.scheme = scheme
         self.connections = set()
         self.shutting_down = False
@@ -6089,6 +6252,16 @@ class App(Router):
         self._works = self._outcome_works = None
         self.config = {}
 
+    @property
+    def debug(self):
+        """Tracebacks in 500 pages, and a Server-Timing header on every response."""
+        return self._debug
+
+    @debug.setter
+    def debug(self, value):
+        self._debug = value
+        _routes_changed()          # debug mode times every handler
+
     def configure_limits(self, **settings):
         """Change limits and timeouts (the names of the README's table)."""
         for name, value in settings.items():
@@ -6096,6 +6269,7 @@ class App(Router):
                 raise TypeError(f"unknown setting {name!r}; known settings: "
                                 f"{', '.join(sorted(_SETTINGS))}")
             setattr(self, name, value)
+        _routes_changed()          # each route's work depends on slow_handler_threshold
         self._head_cache = {}      # parsed header sections; valid for these limits only
         self._trusted_networks = _proxy_networks(self.trusted_proxies)
         # what requests carry (also into pool workers) to parse bodies
@@ -6365,8 +6539,7 @@ class App(Router):
 
     def _compose(self):
         routes = self.routes()
-        self._works = {route: self._compose_route(route, _RUNNERS[route.route_type](self, route))
-                       for route in routes}
+        self._works = {route: self._compose_route(route, self._runner(route)) for route in routes}
         self._outcome_works = {route: self._compose_route(route, _answer_routing_outcome)
                                for route in [None, *routes]}
         self._works_version = _routes_version
@@ -6379,17 +6552,34 @@ class App(Router):
                 getattr(owner, kind) + hooks)
         return hooks
 
+    def _runner(self, route):
+        """The route type's runner (see _RUNNERS), timed in debug mode or when slow handlers
+        are reported."""
+        run = _RUNNERS[route.route_type](self, route)
+        if self.debug or self.slow_handler_threshold is not None:
+            run = _timed(route, run, self.slow_handler_threshold)
+        return run
+
     def _compose_route(self, route, run):
         """The work for ``route``: ``(run, None)`` when no hooks or middleware apply (see
-        dispatch), else ``(run, through)``: ``run`` (its route type's runner, see _RUNNERS)
-        inside the before_request hooks, the middleware and the after_request hooks."""
+        dispatch), else ``(run, through)``: ``run`` inside the before_request hooks, the
+        middleware and the after_request hooks (and, in debug mode, Server-Timing)."""
         before, after = self._hooks(route, "_before"), self._hooks(route, "_after")
-        if not (before or after or self._middleware):
+        if not (before or after or self._middleware or self.debug):
             return run, None
         chain = functools.partial(self._endpoint, run, tuple(before))
         for middleware in reversed(self._middleware):
             chain = functools.partial(_run_middleware, middleware, chain)
-        return run, functools.partial(self._respond_through, chain, tuple(after))
+        through = functools.partial(self._respond_through, chain, tuple(after))
+        if self.debug:
+            through = functools.partial(self._respond_timed, through)
+        return run, through
+
+    @staticmethod
+    async def _respond_timed(through, request):
+        response = await through(request)
+        response.headers["Server-Timing"] = _server_timing(request, time.monotonic())
+        return response
 
     async def _convert_later(self, request, pending):
         try:
@@ -6547,7 +6737,8 @@ class App(Router):
         loop = asyncio.get_running_loop()
         server = _Server(self, loop, access_log, "https" if ssl_context else "http")
         await server.start(workers, start_method, executor)
-        factory = functools.partial(HTTPProtocol, server)
+        factory = functools.partial(_TimedHTTPProtocol if self.debug else HTTPProtocol,
+                                    server)
         if uds is not None:
             if os.path.exists(uds) and stat.S_ISSOCK(os.stat(uds).st_mode):
                 os.unlink(uds)              # a stale socket left by an earlier run
