@@ -100,3 +100,47 @@ def test_requests_latency_in_flight_pool_and_tasks_are_exposed(tmp_path):
         assert found[("pixie_tasks_total", (("outcome", "failed"),))] == 1.0
     finally:
         server.stop()
+
+
+SEVERAL = textwrap.dedent('''
+    import os
+    from pixie_web import App, Metrics
+
+    app = App()
+    app.install(Metrics(publish_interval=0.1))
+
+
+    @app.route("/")
+    def index(request):
+        return str(os.getpid())
+
+
+    if __name__ == "__main__":
+        app.run(port=PORT, processes=2, workers=0, access_log=False)
+''')
+
+
+def test_with_several_processes_a_scrape_shows_every_process_by_pid(tmp_path):
+    server = start_script(tmp_path, SEVERAL, pure=True)
+    try:
+        answered = {}      # pid -> requests it answered
+        for _ in range(200):
+            with requests.Session() as fresh:       # a new connection: either child
+                pid = fresh.get(server.url + "/", timeout=5).text
+            answered[pid] = answered.get(pid, 0) + 1
+            if len(answered) == 2 and min(answered.values()) >= 3:
+                break
+        assert len(answered) == 2, answered
+
+        def by_pid():
+            return {labels["pid"]: value for (name, labels_items), value in
+                    samples(server).items() if name == "pixie_requests_total"
+                    for labels in [dict(labels_items)] if labels["route"] == "/"}
+        # whichever child answers the scrape, both children's counts are in it
+        wait_for(lambda: by_pid() == {pid: float(count) for pid, count in answered.items()})
+        assert str(server.pid) not in by_pid()
+        in_flight = {dict(labels)["pid"] for (name, labels) in samples(server)
+                     if name == "pixie_requests_in_flight"}
+        assert in_flight == set(answered)
+    finally:
+        server.stop_with_children()
