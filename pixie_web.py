@@ -40,14 +40,21 @@ Map of the sections below (each uses only what stands above it):
                                serialize_head (the one head serialiser)
     HTTP/1.1 server protocol   HTTPProtocol: asyncio glue between a connection, the transport,
                                deadlines and the queue of requests answered in order
-    Route-type runners         _RUNNERS: how sync, asnc, thread and pool routes run a handler
+    ASGI adapter, WSGI adapter the other front ends of the same dispatch core
+    Route-type runners         _RUNNERS: how sync, asnc, thread and pool routes run a handler;
+                               _timed (slow-handler reports, Server-Timing)
+    Proxy headers              Forwarded / X-Forwarded-* from trusted proxies
+    Background tasks           TaskHandle, the per-process _TaskRunner (add_task, every)
+    Supervisor                 run(processes=N) and run(reload=True): sockets, serving
+                               children, restarts, rolling replacement, file watching
+    Metrics                    the Metrics component (Prometheus text format)
     Application                App: the dispatch core (route_request, dispatch, each route's work
                                composed once), hooks, middleware, error handlers, run()
     Test client                TestClient: the real protocol over an in-memory transport
     CLI and default app        python -m pixie_web, default_app and the module-level shortcuts
 """
 
-# ---- Imports and accelerators ---------------------------------------------------------------
+# ---- Imports and accelerators ----------------------------------------------------------------
 # Modules only some requests or commands need (argparse, email.utils, hashlib, hmac,
 # mimetypes, multiprocessing, pickle, secrets, tempfile, sqlite3, decimal, unicodedata) are
 # imported where they are used, and asyncio at its first use (see _LazyModule), which keeps
@@ -152,7 +159,7 @@ def _new_event_loop():
     return asyncio.new_event_loop()
 
 
-# ---- HTTP grammar ---------------------------------------------------------------------------
+# ---- HTTP grammar ----------------------------------------------------------------------------
 # The productions of RFC 9110 and RFC 9112 the server parses, as regular expressions, named
 # after them. Each is deterministic (no nested repetition that can backtrack) and runs in C.
 
@@ -197,7 +204,7 @@ _CHUNK_LINE_RE = re.compile(
     rb"([0-9A-Fa-f]{1,16})(?:;" + _TOKEN + rb"(?:=(?:" + _TOKEN + rb"|" + _QUOTED_STRING + rb"))?)*")
 
 
-# ---- Helpers --------------------------------------------------------------------------------
+# ---- Helpers ---------------------------------------------------------------------------------
 
 STATUS_REASONS = {status.value: status.phrase for status in HTTPStatus}
 # Responses always carry HTTP/1.1, also to HTTP/1.0 clients: a server sends the highest
@@ -364,7 +371,7 @@ def _verify_signed_cookie(name, cookie, secret):
 
 
 
-# ---- Data structures ------------------------------------------------------------------------
+# ---- Data structures -------------------------------------------------------------------------
 
 class MultiDict:
     """A dict whose keys may hold several values.
@@ -522,7 +529,7 @@ class Headers(MultiDict):
         return headers
 
 
-# ---- Errors ---------------------------------------------------------------------------------
+# ---- Errors ----------------------------------------------------------------------------------
 
 class HTTPError(Exception):
     """Raise to end a request with an HTTP status: ``raise HTTPError(404, "no such user")``.
@@ -581,7 +588,7 @@ class ProtocolError(Exception):
         self.message = message
 
 
-# ---- Header fields --------------------------------------------------------------------------
+# ---- Header fields ---------------------------------------------------------------------------
 # The parser of a header section (its grammar is in "HTTP grammar"), used by requests,
 # trailers and multipart parts.
 
@@ -646,7 +653,7 @@ def _raise_head_error(data):
     raise ProtocolError(400, "invalid header line")
 
 
-# ---- Routing --------------------------------------------------------------------------------
+# ---- Routing ---------------------------------------------------------------------------------
 
 class RouteType(Enum):
     """How a route's handler runs."""
@@ -1095,7 +1102,7 @@ def _allowed_methods(routes):
     return sorted(allowed)
 
 
-# ---- Forms and multipart --------------------------------------------------------------------
+# ---- Forms and multipart ---------------------------------------------------------------------
 
 _ParsingLimits = namedtuple("_ParsingLimits", [
     "max_query_params", "max_form_parts", "max_part_header_bytes", "max_form_field_size",
@@ -1343,7 +1350,7 @@ class MultipartParser:
         return self.fields, self.files
 
 
-# ---- Request --------------------------------------------------------------------------------
+# ---- Request ---------------------------------------------------------------------------------
 
 _COOKIE_OCTETS_RE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _COOKIE_ESCAPE_RE = re.compile(r"\\(?:([0-3][0-7][0-7])|(.))", re.DOTALL)
@@ -1727,7 +1734,7 @@ _RequestSnapshot = namedtuple("_RequestSnapshot", [
     "body", "remote_addr", "scheme", "host", "limits", "session"])
 
 
-# ---- Response -------------------------------------------------------------------------------
+# ---- Response --------------------------------------------------------------------------------
 
 _SAMESITE_VALUES = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _COOKIE_ATTRIBUTE_RE = re.compile(r"[\x21-\x3a\x3c-\x7e]*")  # visible ASCII except ";"
@@ -2206,7 +2213,7 @@ def http_error_response(error):
     return response
 
 
-# ---- Templates ------------------------------------------------------------------------------
+# ---- Templates -------------------------------------------------------------------------------
 
 #: Directories searched for templates by name, in order.
 TEMPLATE_PATH = ["./views/"]
@@ -2499,7 +2506,7 @@ def view(name, template_lookup=None, **defaults):
     return decorator
 
 
-# ---- Sessions -------------------------------------------------------------------------------
+# ---- Sessions --------------------------------------------------------------------------------
 
 class Session(dict):
     """The session of one request: a dict that knows whether it was changed."""
@@ -2753,7 +2760,7 @@ class Sessions:
         return response
 
 
-# ---- Process pool ---------------------------------------------------------------------------
+# ---- Process pool ----------------------------------------------------------------------------
 
 class ProcessType(Enum):
     """Where the current code runs."""
@@ -3370,7 +3377,7 @@ class _ExecutorPool:
         pass   # the application owns its executor
 
 
-# ---- HTTP/1.1 connection (sans-IO) ----------------------------------------------------------
+# ---- HTTP/1.1 connection (sans-IO) -----------------------------------------------------------
 # Bytes in, events out, no sockets and no asyncio: the request-head parser (request line,
 # header section, framing rules, target), the events, the read state, the receive buffer,
 # the body readers, HTTP11Connection, and serialize_head. The grammar is in "HTTP grammar".
@@ -4124,7 +4131,7 @@ def response_head(response):
     return _ResponseHead(status, fields, body, length, close)
 
 
-# ---- HTTP/1.1 server protocol ---------------------------------------------------------------
+# ---- HTTP/1.1 server protocol ----------------------------------------------------------------
 # The asyncio glue between an HTTP11Connection, the transport, the deadlines and the queue of
 # requests answered in order. What a request means is the App's (route_request, dispatch).
 
@@ -4672,7 +4679,7 @@ async def _close_iterator(iterator):
     _close_body(iterator)
 
 
-# ---- ASGI adapter --------------------------------------------------------------------------
+# ---- ASGI adapter ----------------------------------------------------------------------------
 # An App is an ASGI 3 application (``uvicorn app:app``): a front end of the same dispatch core
 # as the built-in server (App.route_request, App.dispatch, response_head). The pools, the
 # startup and shutdown hooks live in a _Server started at lifespan startup (or at the first
@@ -4867,7 +4874,7 @@ async def _asgi_lifespan(app, receive, send):
             return
 
 
-# ---- WSGI adapter --------------------------------------------------------------------------
+# ---- WSGI adapter ----------------------------------------------------------------------------
 # ``app.wsgi`` is a WSGI application (gunicorn, waitress, granian --interface wsgi): another
 # front end of the same dispatch core. Sync routes run in the server's thread; async work
 # (async handlers, hooks, thread and pool routes) runs on one event loop per process, which
@@ -5098,7 +5105,7 @@ class _FileRange:
         self._file.close()
 
 
-# ---- Route-type runners ---------------------------------------------------------------------
+# ---- Route-type runners ----------------------------------------------------------------------
 # How each route type runs its handler: _RUNNERS[route_type](app, route) gives, once per route,
 # ``run(request)``, which returns the handler's value, or a coroutine when the value is not
 # ready yet (a thread, the pool, an async handler that suspended). App._compose_route wraps
@@ -5295,7 +5302,7 @@ async def _maybe_await(value):
     return await value if inspect.isawaitable(value) else value
 
 
-# ---- Proxy headers -------------------------------------------------------------------------
+# ---- Proxy headers ---------------------------------------------------------------------------
 # Behind a reverse proxy the peer is the proxy: the client's address, the scheme and the host
 # it asked for come in Forwarded (RFC 7239) or X-Forwarded-For/-Proto/-Host, and are believed
 # only from a peer in App(trusted_proxies=...). The client is the rightmost address that is
@@ -5379,7 +5386,7 @@ def _apply_proxy_headers(request, networks):
         request._host = host
 
 
-# ---- Background tasks --------------------------------------------------------------------
+# ---- Background tasks ------------------------------------------------------------------------
 # app.add_task(...) runs a function beside the requests (sync ones in the thread pool, async
 # ones on the event loop), with retries and a bound on how many run at once; @app.every(s)
 # runs one on a timer. Each serving process (built-in server, TestClient, ASGI or WSGI host)
@@ -6057,7 +6064,7 @@ _PROCESS_SERIES = (
 )
 
 
-# ---- Application ----------------------------------------------------------------------------
+# ---- Application -----------------------------------------------------------------------------
 
 _SETTINGS = {
     "max_request_line": 8190,
@@ -6828,7 +6835,7 @@ def _called_from_pool_import():
     return False
 
 
-# ---- Test client ----------------------------------------------------------------------------
+# ---- Test client -----------------------------------------------------------------------------
 
 class _MemoryTransport:
     """The transport a TestClient connection writes into."""
@@ -7083,7 +7090,7 @@ class TestClient:
         return self.request("DELETE", path, **kwargs)
 
 
-# ---- CLI and default app --------------------------------------------------------------------
+# ---- CLI and default app ---------------------------------------------------------------------
 
 def load_app(target):
     """Import ``"package.module:attribute"`` and return that App.
