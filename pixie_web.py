@@ -62,6 +62,7 @@ Map of the sections below (each uses only what stands above it):
 # that prints its help never loads the event loop machinery.
 
 import base64
+import codecs
 import concurrent.futures
 import contextlib
 import contextvars
@@ -81,6 +82,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections import deque, namedtuple
 from enum import Enum
 from http import HTTPStatus
@@ -116,6 +118,7 @@ __all__ = [
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
     "middleware", "TaskHandle", "Metrics", "ACCELERATORS", "__version__",
+    "websocket", "WebSocket", "WebSocketClosed", "in_pool",
 ]
 
 log = logging.getLogger("pixie_web")
@@ -531,6 +534,16 @@ class Headers(MultiDict):
 
 # ---- Errors ----------------------------------------------------------------------------------
 
+class WebSocketClosed(Exception):
+    """Raised by ``ws.receive()`` (and ``send()``) once a WebSocket is closed: ``code`` and
+    ``reason`` of its close (1006: the connection dropped without one)."""
+
+    def __init__(self, code=1000, reason=""):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
 class HTTPError(Exception):
     """Raise to end a request with an HTTP status: ``raise HTTPError(404, "no such user")``.
 
@@ -596,15 +609,16 @@ class ProtocolError(Exception):
 
 class _HeaderSection:
     """An accepted header section: iterate it for its ``(lower-case name, value)`` pairs;
-    ``content_length``, ``chunked``, ``keep_alive``, ``expect_continue`` and ``host`` are what
-    the framing rules found (set by _check_framing).
+    ``content_length``, ``chunked``, ``keep_alive``, ``expect_continue``, ``host`` and
+    ``upgrade`` (Connection lists the upgrade token) are what the framing rules found (set by
+    _check_framing).
 
     The pairs are split out of the validated text when first iterated, not before: most
     handlers read few headers or none, and a remembered section is shared by every request
     that repeats its bytes."""
 
     __slots__ = ("_text", "_pairs", "content_length", "chunked", "keep_alive",
-                 "expect_continue", "host")
+                 "expect_continue", "host", "upgrade")
 
     def __init__(self, text=None, pairs=None):
         self._text = text       # the validated block, decoded as latin-1
@@ -840,10 +854,10 @@ class Route:
     """One handler for one method on one path."""
 
     __slots__ = ("method", "path", "name", "route_type", "handler", "timeout", "stream_body",
-                 "owner", "pattern", "__weakref__")
+                 "owner", "pattern", "websocket", "__weakref__")
 
     def __init__(self, method, path, handler, route_type, name=None, timeout=None,
-                 stream_body=False, owner=None):
+                 stream_body=False, owner=None, websocket=None):
         self.method = method
         self.path = path
         self.handler = handler
@@ -853,6 +867,7 @@ class Route:
         self.stream_body = stream_body
         self.owner = owner
         self.pattern = None
+        self.websocket = websocket  # a WebSocket route's _WebSocketOptions (method WEBSOCKET)
 
     def __repr__(self):
         return f"<Route {self.method} {self.path} {self.route_type.name} {self.name or ''}>"
@@ -876,14 +891,23 @@ def _check_route_type(handler, route_type, path):
     if not is_async and route_type is RouteType.asnc:
         raise TypeError(f"route {path!r}: {name} is a plain function but declared RouteType.asnc: "
                         "use async def, or RouteType.sync/thread/pool")
-    if route_type is RouteType.pool:
-        qualname = getattr(handler, "__qualname__", "")
-        if (not inspect.isfunction(handler) or "<" in qualname or "." in qualname
-                or getattr(handler, "__module__", None) is None):
-            raise TypeError(f"route {path!r}: {name} cannot be a pool route: pool handlers are "
-                            "sent to worker processes by importable name, so they must be "
-                            "module-level functions (no lambda, closure, nested function or method)")
+    if route_type is RouteType.pool and not _is_module_level_function(handler):
+        raise TypeError(f"route {path!r}: {name} cannot be a pool route: pool handlers are "
+                        "sent to worker processes by importable name, so they must be "
+                        "module-level functions (no lambda, closure, nested function or method)")
     return route_type
+
+
+def _is_module_level_function(function):
+    """What a worker process can import by name: no lambda, closure, nested function or
+    method."""
+    qualname = getattr(function, "__qualname__", "")
+    return (inspect.isfunction(function) and "<" not in qualname and "." not in qualname
+            and getattr(function, "__module__", None) is not None)
+
+
+#: What ``websocket(path, subprotocols=..., origins=...)`` was given.
+_WebSocketOptions = namedtuple("_WebSocketOptions", "subprotocols origins")
 
 
 class Router:
@@ -948,6 +972,25 @@ class Router:
         """Shortcut for ``route(path, route_type, methods="DELETE", ...)``."""
         return self.route(path, route_type, methods="DELETE", **options)
 
+    def websocket(self, path, name=None, subprotocols=None, origins=None):
+        """Decorator registering an ``async def handler(request, ws, **wildcards)`` for
+        WebSocket connections to ``path`` (SPEC: the WebSockets section of the README).
+        ``subprotocols``: those the server speaks, in its order of preference;
+        ``origins``: the ``Origin`` values allowed (else App(websocket_origins=...))."""
+        def decorator(handler):
+            if not _is_coroutine_function(handler):
+                raise TypeError(f"websocket route {path!r}: "
+                                f"{getattr(handler, '__qualname__', handler)!r} must be an "
+                                f"async def function")
+            options = _WebSocketOptions(
+                tuple(subprotocols) if subprotocols is not None else None,
+                frozenset(origins) if origins is not None else None)
+            self.add_route(Route("WEBSOCKET", self.prefix + path, handler, RouteType.asnc,
+                                 name=name or handler.__name__, owner=self,
+                                 websocket=options))
+            return handler
+        return decorator
+
     def add_route(self, route):
         """Register a Route object (the decorators end here)."""
         if not route.path.startswith("/"):
@@ -977,7 +1020,7 @@ class Router:
     def _add_mounted(self, prefix, route):
         copy = Route(route.method, prefix + route.path, route.handler, route.route_type,
                      name=route.name, timeout=route.timeout, stream_body=route.stream_body,
-                     owner=route.owner)
+                     owner=route.owner, websocket=route.websocket)
         self.add_route(copy)
 
     def mount(self, prefix, other):
@@ -1092,11 +1135,18 @@ class Router:
                 allowed.update(_allowed_methods(pattern.routes))
         if not allowed:
             return None, None, None
+        if allowed != {"WEBSOCKET"}:
+            allowed.discard("WEBSOCKET")     # with other methods: they are the Allow list
         return None, {}, sorted(allowed)
 
 
 def _allowed_methods(routes):
-    allowed = set(routes) | {"OPTIONS"}
+    """The Allow list of a path's routes; ``["WEBSOCKET"]`` for a WebSocket-only path (a
+    plain request there gets 426)."""
+    allowed = set(routes)
+    if allowed == {"WEBSOCKET"}:
+        return ["WEBSOCKET"]
+    allowed = (allowed - {"WEBSOCKET"}) | {"OPTIONS"}
     if "GET" in allowed:
         allowed.add("HEAD")
     return sorted(allowed)
@@ -1488,6 +1538,10 @@ class Request:
     # head arrived; the handler started and ended; the pool worker that ran it
     _arrived = _handler_started = _handler_ended = 0.0
     _worker_pid = None
+    # a WebSocket handshake: what the client offered, the front end's channel, and whether
+    # the connection switched protocols (then the front end writes no HTTP response)
+    _websocket_offer = _websocket_channel = None
+    _switched = False
     _after_tasks = None         # [(function, args, kwargs)] to start once the response is sent
 
     def __init__(self, method, raw_path, path, query_string, http_version, header_pairs,
@@ -2792,6 +2846,11 @@ def _pool_warmup():
     return os.getpid()
 
 
+def _pool_apply(function, args, kwargs):
+    """What ``in_pool`` runs in a worker."""
+    return function(*args, **kwargs)
+
+
 # The pool's framing, on a worker's pipe and on a stream back from a worker: an 8-byte
 # big-endian length, then that many bytes (a pickle on the pipe, a body chunk on a stream,
 # whose first frame is the pickled (stream id, status, header items) and whose end is an
@@ -3257,6 +3316,12 @@ class _ProcessPool:
                 worker.transport.close()     # then _lost kills the process
                 return
 
+    async def apply(self, function, args, kwargs, timeout):
+        """``function(*args, **kwargs)`` in a worker (in_pool)."""
+        waiter = asyncio.get_running_loop().create_future()
+        return await self._run(_PoolCall(_pool_apply, (function, args, kwargs), waiter),
+                               timeout)
+
     async def call(self, handler, request, path_params, timeout):
         """Run ``handler`` in a worker; return a Response (streams come back chunk by chunk)."""
         channel = self.channel
@@ -3355,10 +3420,16 @@ class _ExecutorPool:
     def __init__(self, executor):
         self.executor = executor
 
+    async def apply(self, function, args, kwargs, timeout):
+        return await self._submit(timeout, _pool_apply, function, args, kwargs)
+
     async def call(self, handler, request, path_params, timeout):
+        return await self._submit(timeout, _pool_call, handler, request._snapshot(),
+                                  path_params, None, None, os.getpid())
+
+    async def _submit(self, timeout, function, *args):
         try:
-            future = self.executor.submit(_pool_call, handler, request._snapshot(),
-                                          path_params, None, None, os.getpid())
+            future = self.executor.submit(function, *args)
         except concurrent.futures.BrokenExecutor:
             # a process executor that lost a worker stays broken (ProcessPoolExecutor, loky)
             log.error("the executor given to pixie_web is broken (it lost a worker): pool "
@@ -3584,8 +3655,10 @@ def _check_framing(head, http_version):
         tokens = {token.strip(" \t") for value in connection for token in value.split(",")}
         head.keep_alive = "close" not in tokens and (
             http_version == "1.1" or "keep-alive" in tokens)
+        head.upgrade = "upgrade" in tokens
     else:
         head.keep_alive = http_version == "1.1"
+        head.upgrade = False
     if expect and expect != "100-continue":
         raise ProtocolError(417)
     head.expect_continue = bool(expect)
@@ -4072,7 +4145,9 @@ def _serialize_head_fully(response, version, keep_alive):
             keep_alive = False                 # HTTP/1.0: the close ends the body
     lines.append(_date_cache.line)
     keep_alive = keep_alive and not head.close
-    if not keep_alive:
+    if head.status == 101:
+        lines.append(b"Connection: Upgrade\r\n")     # the connection changes protocol
+    elif not keep_alive:
         lines.append(_CLOSE)
     elif version == "1.0":
         lines.append(_KEEP_ALIVE_10)
@@ -4129,6 +4204,878 @@ def response_head(response):
         body = None
         length = getattr(response, "_size", None)
     return _ResponseHead(status, fields, body, length, close)
+
+
+# ---- WebSocket connection (sans-IO) ----------------------------------------------------------
+# Bytes in, events out, no sockets and no asyncio, in the shape of the HTTP/1.1 connection: the
+# handshake checks (RFC 6455 4.2), permessage-deflate negotiation (RFC 7692 7.1), the events,
+# WebSocketState, and WebSocketConnection, which unframes what the peer sends and frames what
+# the front end sends. The rules it keeps:
+# - a peer that breaks RFC 6455 or RFC 7692 gets one WebSocketProtocolError event carrying the
+#   RFC's close code; it is the last event, as the peer's close is: nothing more is read;
+# - a message never holds more than max_message_size bytes: a frame's length is checked as soon
+#   as its header arrives, before its payload is buffered, and inflating stops at the limit;
+# - text is checked to be UTF-8 fragment by fragment, as it arrives;
+# - the front end does the rest: it writes what send_*() return, answers pings, runs the ping
+#   and close timers and closes the TCP connection.
+
+_WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"      # RFC 6455 1.3
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0, 1, 2                 # opcodes (RFC 6455 5.2)
+_OP_CLOSE, _OP_PING, _OP_PONG = 8, 9, 10                         # control frames: opcode >= 8
+_KNOWN_OPCODES = frozenset({_OP_CONTINUATION, _OP_TEXT, _OP_BINARY,
+                            _OP_CLOSE, _OP_PING, _OP_PONG})
+_MAX_CONTROL_PAYLOAD = 125
+_MAX_FRAME_LENGTH = (1 << 63) - 1     # the 64-bit length's top bit must be 0
+_EXTENDED_LENGTH_SIZES = {126: 2, 127: 8}
+_RSV1 = 0x40                          # the "compressed" bit of permessage-deflate
+_NO_STATUS = 1005                     # stands for a close frame without a code (never sent)
+_MAX_CLOSE_REASON = _MAX_CONTROL_PAYLOAD - 2   # bytes of UTF-8 after the 2-byte code
+# Each flush of a DEFLATE stream ends with this empty stored block; permessage-deflate drops
+# it from the end of every message and the receiver puts it back (RFC 7692 7.2.1, 7.2.2).
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+_WINDOW_BITS = {str(bits): bits for bits in range(8, 16)}   # "8".."15": no sign, no zero first
+_DEFLATE_PARAMETERS = frozenset({"server_no_context_takeover", "client_no_context_takeover",
+                                 "server_max_window_bits", "client_max_window_bits"})
+_QUOTED_PAIR_RE = re.compile(r"\\(.)")
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+def websocket_accept_key(key):
+    """The Sec-WebSocket-Accept value answering a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    import hashlib
+    digest = hashlib.sha1(key.encode("ascii") + _WEBSOCKET_GUID).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class WebSocketOffer(namedtuple("WebSocketOffer", ["key", "subprotocols", "extensions"])):
+    """An accepted handshake request (check_handshake's result): the client's ``key``, the
+    ``subprotocols`` it offers in its order of preference, and its ``extensions`` offers for
+    negotiate_deflate, each ``(name, [(parameter, value or None), ...])``, names lower-cased."""
+
+    __slots__ = ()
+
+
+def check_handshake(method, http_version, headers):
+    """The WebSocketOffer of a handshake request (RFC 6455 4.2.1), else HTTPError.
+
+    ``headers`` is any object whose ``getall(name)`` lists the values of the field with that
+    lower-case name (``request.headers``). A request that is not an upgrade to WebSocket over
+    HTTP/1.1 (HTTP/1.0 ignores Upgrade) -> 426 with ``Upgrade: websocket``; a version other
+    than 13 -> 426 with ``Sec-WebSocket-Version: 13``; a method other than GET, a missing or
+    invalid key, a malformed subprotocol or extension list -> 400.
+    """
+    upgrade = _lower_items(headers.getall("upgrade"))
+    connection = _lower_items(headers.getall("connection"))
+    if http_version != "1.1" or "websocket" not in upgrade or "upgrade" not in connection:
+        raise HTTPError(426, "this resource only speaks WebSocket", {"Upgrade": "websocket"})
+    if method != "GET":
+        raise HTTPError(400, "a WebSocket handshake must be a GET request")
+    if _comma_items(headers.getall("sec-websocket-version")) != ["13"]:
+        raise HTTPError(426, "only WebSocket version 13 is supported",
+                        {"Sec-WebSocket-Version": "13"})
+    keys = headers.getall("sec-websocket-key")
+    if len(keys) != 1 or not _is_websocket_key(keys[0].strip(" \t")):
+        raise HTTPError(400, "Sec-WebSocket-Key must be the base64 of 16 bytes")
+    subprotocols = _comma_items(headers.getall("sec-websocket-protocol"))
+    if not all(_STR_TOKEN_RE.fullmatch(name) for name in subprotocols):
+        raise HTTPError(400, "malformed Sec-WebSocket-Protocol")
+    extensions = _parse_extensions(headers.getall("sec-websocket-extensions"))
+    if extensions is None:
+        raise HTTPError(400, "malformed Sec-WebSocket-Extensions")
+    return WebSocketOffer(keys[0].strip(" \t"), subprotocols, extensions)
+
+
+def _comma_items(values):
+    """The items of comma-separated field values, without their spaces; empty ones skipped."""
+    return [item for value in values for item in
+            (part.strip(" \t") for part in value.split(",")) if item]
+
+
+def _lower_items(values):
+    return {item.lower() for item in _comma_items(values)}
+
+
+def _is_websocket_key(key):
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:                # binascii.Error, or a non-ASCII character
+        return False
+
+
+def _parse_extensions(values):
+    """The offers of Sec-WebSocket-Extensions values (RFC 6455 9.1), in WebSocketOffer's
+    form; None if the list is malformed. A quoted value must be a token once unquoted."""
+    offers = []
+    for item in _comma_items(values):
+        name, *parameters = [part.strip(" \t") for part in item.split(";")]
+        if not _STR_TOKEN_RE.fullmatch(name):
+            return None
+        pairs = []
+        for parameter in parameters:
+            key, equals, value = parameter.partition("=")
+            key, value = key.rstrip(" \t"), value.lstrip(" \t")
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = _QUOTED_PAIR_RE.sub(r"\1", value[1:-1])
+            if not _STR_TOKEN_RE.fullmatch(key):
+                return None
+            if equals and not _STR_TOKEN_RE.fullmatch(value):
+                return None
+            pairs.append((key.lower(), value if equals else None))
+        offers.append((name.lower(), pairs))
+    return offers
+
+
+class DeflateParameters(namedtuple("DeflateParameters", [
+        "server_no_context_takeover", "client_no_context_takeover",
+        "server_max_window_bits", "client_max_window_bits"])):
+    """What both ends agreed on for permessage-deflate (RFC 7692 7.1): a flag for each
+    ``*_no_context_takeover`` and each ``*_max_window_bits`` (8 to 15; None means 15)."""
+
+    __slots__ = ()
+
+
+def negotiate_deflate(offers, enabled=True):
+    """``(answer, parameters)`` for the client's extension offers (WebSocketOffer.extensions):
+    the Sec-WebSocket-Extensions value accepting its first acceptable permessage-deflate offer
+    and the DeflateParameters for WebSocketConnection; ``(None, None)`` when there is none or
+    ``enabled`` is false. A malformed offer (an unknown or repeated parameter, a bad value) is
+    declined and the next one tried (RFC 7692 5, 7.1). Every parameter offered is granted as
+    offered: the server never asks for more than the client did."""
+    if enabled:
+        for name, parameters in offers:
+            if name == "permessage-deflate":
+                accepted = _accept_deflate_offer(parameters)
+                if accepted is not None:
+                    return _deflate_answer(accepted), accepted
+    return None, None
+
+
+def _accept_deflate_offer(parameters):
+    values = dict(parameters)
+    if len(values) != len(parameters) or not values.keys() <= _DEFLATE_PARAMETERS:
+        return None
+    if (values.get("server_no_context_takeover") is not None
+            or values.get("client_no_context_takeover") is not None):
+        return None                   # these two take no value
+    server_bits = values.get("server_max_window_bits")
+    if "server_max_window_bits" in values and server_bits not in _WINDOW_BITS:
+        return None                   # a value is required
+    client_bits = values.get("client_max_window_bits")
+    if client_bits is not None and client_bits not in _WINDOW_BITS:
+        return None                   # the value is optional: without one, the client uses 15
+    return DeflateParameters(
+        "server_no_context_takeover" in values, "client_no_context_takeover" in values,
+        _WINDOW_BITS.get(server_bits), _WINDOW_BITS.get(client_bits))
+
+
+def _deflate_answer(parameters):
+    words = ["permessage-deflate"]
+    if parameters.server_no_context_takeover:
+        words.append("server_no_context_takeover")
+    if parameters.client_no_context_takeover:
+        words.append("client_no_context_takeover")
+    if parameters.server_max_window_bits:
+        words.append(f"server_max_window_bits={parameters.server_max_window_bits}")
+    if parameters.client_max_window_bits:
+        words.append(f"client_max_window_bits={parameters.client_max_window_bits}")
+    return "; ".join(words)
+
+
+def websocket_frame(opcode, payload, fin=True, rsv1=False, mask=None):
+    """One frame (RFC 6455 5.2) as bytes. ``opcode`` is the RFC's number (0 continuation,
+    1 text, 2 binary, 8 close, 9 ping, 10 pong); ``mask`` 4 bytes (a client masks every
+    frame), or None. Lengths use the shortest encoding."""
+    first = (0x80 if fin else 0) | (_RSV1 if rsv1 else 0) | opcode
+    length = len(payload)
+    mask_bit = 0 if mask is None else 0x80
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if mask is None:
+        return header + payload
+    return header + mask + _apply_mask(payload, mask)
+
+
+def _apply_mask(payload, mask):
+    """``payload`` XOR ``mask`` repeated (RFC 6455 5.3); it both masks and unmasks."""
+    # One XOR of two big integers runs in C: a loop over the bytes would be ~100 times slower.
+    length = len(payload)
+    key = (mask * (length // 4 + 1))[:length]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
+        length, "little")
+
+
+def _valid_close_code(code):
+    """A code a close frame may carry (RFC 6455 7.4; 1012-1014 are registered with IANA)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _compressed_frame_limit(max_message_size):
+    """The longest compressed frame accepted: DEFLATE makes data that does not compress a
+    little longer (some bytes per block and per flush); 1/8 more leaves room for any encoder."""
+    return max_message_size + max_message_size // 8 + 64
+
+
+# -- events: what WebSocketConnection.receive() returns --
+
+class TextMessage(namedtuple("TextMessage", ["data"])):
+    """Event: a whole text message, as str."""
+
+    __slots__ = ()
+
+
+class BinaryMessage(namedtuple("BinaryMessage", ["data"])):
+    """Event: a whole binary message, as bytes."""
+
+    __slots__ = ()
+
+
+class Ping(namedtuple("Ping", ["payload"])):
+    """Event: a ping; the front end answers ``send_pong(payload)`` while the state is OPEN."""
+
+    __slots__ = ()
+
+
+class Pong(namedtuple("Pong", ["payload"])):
+    """Event: a pong (the answer to a ping, or a heartbeat nobody asked for)."""
+
+    __slots__ = ()
+
+
+class CloseReceived(namedtuple("CloseReceived", ["code", "reason"])):
+    """Event: the peer's close frame, ``code`` (1005 when it carried none) and ``reason``.
+    Nothing more is read; ``send_close()`` answers it with the same code."""
+
+    __slots__ = ()
+
+
+class WebSocketProtocolError(Exception):
+    """Event: the peer broke RFC 6455 or RFC 7692. ``code`` is the close code to answer with
+    (1002 protocol error, 1007 invalid data, 1009 message too big), ``reason`` says what was
+    wrong. Nothing more is read; ``send_close()`` sends that close, then the front end closes
+    the TCP connection without waiting for the peer's close."""
+
+    def __init__(self, code, reason):
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketState(Enum):
+    """Where a WebSocketConnection is in the closing handshake (RFC 6455 7). Transitions:
+
+    OPEN -> CLOSING    send_close(): messages may still arrive until the peer's close; or a
+                       CloseReceived or WebSocketProtocolError event: nothing more is read,
+                       and the front end answers with send_close()
+    CLOSING -> CLOSED  the other half of that: the peer's close after ours, or our close
+                       after the peer's (or after a violation). CLOSED is final.
+    In CLOSED the server closes the TCP connection (a client waits for the server to).
+    """
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class WebSocketConnection:
+    """One end of a WebSocket connection once the handshake is done, without I/O.
+
+    Bytes in (``receive``), events out (TextMessage, BinaryMessage, Ping, Pong, CloseReceived,
+    WebSocketProtocolError), bytes to write out of ``send_text``, ``send_bytes``,
+    ``send_ping``, ``send_pong`` and ``send_close``. ``deflate`` is negotiate_deflate's
+    DeflateParameters (None: no compression); data messages are then compressed, each in one
+    frame. ``client=True`` makes this the client end (the test client's): it masks what it
+    sends and refuses masked frames. Sending anything after send_close() is a RuntimeError.
+    """
+
+    __slots__ = ("max_message_size", "deflate", "_client", "_buffer", "_reading",
+                 "_close_sent", "_answer", "_header", "_message_opcode", "_compressed",
+                 "_message_size", "_parts", "_decoder", "_compressed_limit", "_inflater",
+                 "_inflate_bits", "_reset_inflater", "_deflater", "_deflate_bits",
+                 "_flush_mode")
+
+    def __init__(self, max_message_size=1024 * 1024, deflate=None, client=False):
+        self.max_message_size = max_message_size
+        self.deflate = deflate
+        self._client = client
+        self._buffer = ReceiveBuffer()
+        self._reading = True
+        self._close_sent = False
+        self._answer = (1000, "")          # what send_close() sends by default
+        self._header = None                # (fin, opcode, mask, length) awaiting its payload
+        self._message_opcode = None        # _OP_TEXT or _OP_BINARY while a message arrives
+        self._compressed = False
+        self._message_size = 0
+        self._parts = []
+        self._decoder = None
+        self._compressed_limit = _compressed_frame_limit(max_message_size)
+        self._inflater = self._deflater = None     # created when first needed
+        if deflate is not None:
+            if client:
+                local_reset, local_bits = (deflate.client_no_context_takeover,
+                                           deflate.client_max_window_bits)
+                self._reset_inflater = deflate.server_no_context_takeover
+                self._inflate_bits = deflate.server_max_window_bits or 15
+            else:
+                local_reset, local_bits = (deflate.server_no_context_takeover,
+                                           deflate.server_max_window_bits)
+                self._reset_inflater = deflate.client_no_context_takeover
+                self._inflate_bits = deflate.client_max_window_bits or 15
+            # zlib refuses a raw DEFLATE window of 8 bits; one of 9 is safe in its place, as
+            # zlib never refers further back than the window minus 262 bytes: 250 < 256.
+            self._deflate_bits = max(local_bits or 15, 9)
+            # A full flush also forgets the history, so the next message starts afresh.
+            self._flush_mode = zlib.Z_FULL_FLUSH if local_reset else zlib.Z_SYNC_FLUSH
+
+    @property
+    def state(self):
+        """The WebSocketState, from which halves of the closing handshake are done."""
+        if self._reading:
+            return WebSocketState.CLOSING if self._close_sent else WebSocketState.OPEN
+        return WebSocketState.CLOSED if self._close_sent else WebSocketState.CLOSING
+
+    # -- receiving --
+
+    def receive(self, data):
+        """Bytes from the peer: the events they complete, in order; none once nothing more is
+        read (after a CloseReceived or WebSocketProtocolError event, always the last)."""
+        if not self._reading:
+            return []
+        buffer = self._buffer
+        buffer += data
+        events = []
+        try:
+            while self._reading:
+                if self._header is None:
+                    self._header = self._read_header()
+                    if self._header is None:
+                        break
+                fin, opcode, mask, length = self._header
+                if len(buffer) < length:
+                    break
+                self._header = None
+                payload = buffer.take(length)
+                if mask is not None:
+                    payload = _apply_mask(payload, mask)
+                if opcode >= _OP_CLOSE:
+                    self._control_frame(opcode, payload, events)
+                else:
+                    self._data_frame(fin, payload, events)
+        except WebSocketProtocolError as error:
+            self._stop_reading(error.code, error.reason)
+            events.append(error)
+        return events
+
+    def _read_header(self):
+        """``(fin, opcode, mask or None, length)`` of the next frame, its header consumed and
+        checked; None until the whole header is buffered."""
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        second = buffer[1]
+        length = second & 0x7F
+        extra = _EXTENDED_LENGTH_SIZES.get(length, 0)
+        masked = second & 0x80
+        size = 2 + extra + (4 if masked else 0)
+        if len(buffer) < size:
+            return None
+        header = buffer.take(size)
+        if extra:
+            length = int.from_bytes(header[2:2 + extra], "big")
+        mask = header[2 + extra:] if masked else None
+        fin, opcode = bool(header[0] & 0x80), header[0] & 0x0F
+        self._check_frame(fin, header[0] & 0x70, opcode, mask is not None, length)
+        return fin, opcode, mask, length
+
+    def _check_frame(self, fin, rsv, opcode, masked, length):
+        """Refuse a frame from its header alone; start a message on its first frame."""
+        if opcode not in _KNOWN_OPCODES:
+            raise WebSocketProtocolError(1002, f"unknown opcode {opcode}")
+        if masked == self._client:
+            raise WebSocketProtocolError(1002, "masked frame from the server" if masked
+                                         else "unmasked frame from the client")
+        if rsv and (rsv != _RSV1 or self.deflate is None
+                    or opcode not in (_OP_TEXT, _OP_BINARY)):
+            raise WebSocketProtocolError(1002, "reserved bits set")
+        if opcode >= _OP_CLOSE:
+            if not fin:
+                raise WebSocketProtocolError(1002, "fragmented control frame")
+            if length > _MAX_CONTROL_PAYLOAD:
+                raise WebSocketProtocolError(1002, "control frame over 125 bytes")
+            return
+        if length > _MAX_FRAME_LENGTH:
+            raise WebSocketProtocolError(1002, "frame length with its top bit set")
+        if opcode == _OP_CONTINUATION:
+            if self._message_opcode is None:
+                raise WebSocketProtocolError(1002, "continuation frame without a message")
+        elif self._message_opcode is not None:
+            raise WebSocketProtocolError(1002, "new message inside a fragmented message")
+        else:
+            self._message_opcode = opcode
+            self._compressed = bool(rsv)
+        if self._compressed:
+            if length > self._compressed_limit:
+                raise WebSocketProtocolError(1009, "message too big")
+        elif self._message_size + length > self.max_message_size:
+            raise WebSocketProtocolError(1009, "message too big")
+
+    def _control_frame(self, opcode, payload, events):
+        if opcode == _OP_PING:
+            events.append(Ping(payload))
+        elif opcode == _OP_PONG:
+            events.append(Pong(payload))
+        else:
+            code, reason = _parse_close(payload)
+            events.append(CloseReceived(code, reason))
+            self._stop_reading(code, "")
+
+    def _data_frame(self, fin, payload, events):
+        if self._compressed:
+            payload = self._inflate(payload, fin)
+        self._message_size += len(payload)
+        is_text = self._message_opcode == _OP_TEXT
+        if is_text:
+            payload = self._decode(payload, fin)
+        if not fin:
+            self._parts.append(payload)
+            return
+        if self._parts:
+            self._parts.append(payload)
+            payload = ("" if is_text else b"").join(self._parts)
+        events.append(TextMessage(payload) if is_text else BinaryMessage(payload))
+        self._end_message()
+
+    def _decode(self, payload, fin):
+        """The text of a frame of a text message; a sequence that is not UTF-8 is refused as
+        soon as it arrives (fragmented messages go through an incremental decoder)."""
+        try:
+            if self._decoder is None:
+                if fin:
+                    return str(payload, "utf-8")    # a whole message in one frame
+                self._decoder = _utf8_decoder()
+            return self._decoder.decode(payload, fin)
+        except UnicodeDecodeError:
+            raise WebSocketProtocolError(1007, "invalid UTF-8 in a text message") from None
+
+    def _inflate(self, payload, fin):
+        """The decompressed payload of a frame of a compressed message (RFC 7692 7.2.2),
+        never longer than what the message may still hold: 1009 at the first byte over."""
+        if fin:
+            payload += _DEFLATE_TAIL
+        budget = self.max_message_size - self._message_size
+        pieces = []
+        while True:
+            if self._inflater is None:
+                self._inflater = zlib.decompressobj(-self._inflate_bits)
+            try:
+                piece = self._inflater.decompress(payload, budget + 1)
+            except zlib.error:
+                raise WebSocketProtocolError(1007, "invalid compressed data") from None
+            budget -= len(piece)
+            if budget < 0:
+                raise WebSocketProtocolError(1009, "message too big")
+            pieces.append(piece)
+            if not self._inflater.eof:
+                return b"".join(pieces)
+            # The peer ended its DEFLATE stream (a block with BFINAL set, RFC 7692 7.2.3.4):
+            # what follows starts a new one, without the history (as browsers do).
+            payload = self._inflater.unused_data
+            self._inflater = None
+
+    def _end_message(self):
+        self._message_opcode = None
+        self._message_size = 0
+        self._parts = []
+        self._decoder = None
+        if self._compressed and self._reset_inflater:
+            self._inflater = None
+
+    def _stop_reading(self, code, reason):
+        self._reading = False
+        self._answer = (code, reason)
+        self._buffer.clear()
+        self._header = None
+        self._parts = []
+        self._decoder = self._inflater = None
+
+    # -- sending --
+
+    def send_text(self, text):
+        """The frame of a text message."""
+        return self._message(_OP_TEXT, text.encode("utf-8"))
+
+    def send_bytes(self, data):
+        """The frame of a binary message."""
+        return self._message(_OP_BINARY, data)
+
+    def send_ping(self, payload=b""):
+        """The frame of a ping (at most 125 bytes of payload)."""
+        return self._control(_OP_PING, payload)
+
+    def send_pong(self, payload=b""):
+        """The frame of a pong (at most 125 bytes of payload)."""
+        return self._control(_OP_PONG, payload)
+
+    def send_close(self, code=None, reason=""):
+        """The close frame. Without a ``code``: the answer owed to a CloseReceived (the same
+        code) or to a WebSocketProtocolError (its code and reason), else 1000. ``code`` is one
+        of 1000-1003, 1007-1014, 3000-4999, ``reason`` at most 123 bytes of UTF-8."""
+        self._check_can_send()
+        if code is None:
+            code, reason = self._answer
+            payload = b"" if code == _NO_STATUS else _close_payload(code, reason)
+        else:
+            payload = _close_payload(code, reason)
+        self._close_sent = True
+        return self._frame(_OP_CLOSE, payload)
+
+    def _message(self, opcode, payload):
+        self._check_can_send()
+        if self.deflate is None:
+            return self._frame(opcode, payload)
+        return self._frame(opcode, self._compress(payload), rsv1=True)
+
+    def _control(self, opcode, payload):
+        if len(payload) > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("a ping or pong carries at most 125 bytes")
+        self._check_can_send()
+        return self._frame(opcode, payload)
+
+    def _check_can_send(self):
+        if self._close_sent:
+            raise RuntimeError("this WebSocket sent its close frame: nothing may follow it")
+
+    def _frame(self, opcode, payload, rsv1=False):
+        mask = os.urandom(4) if self._client else None
+        return websocket_frame(opcode, payload, True, rsv1, mask)
+
+    def _compress(self, payload):
+        """A message's payload compressed (RFC 7692 7.2.1), without the final empty block."""
+        if self._deflater is None:
+            self._deflater = zlib.compressobj(wbits=-self._deflate_bits)
+        data = self._deflater.compress(payload) + self._deflater.flush(self._flush_mode)
+        return data[:-len(_DEFLATE_TAIL)]
+
+
+def _parse_close(payload):
+    """``(code, reason)`` of a close frame's payload; WebSocketProtocolError if invalid."""
+    if not payload:
+        return _NO_STATUS, ""
+    if len(payload) == 1:
+        raise WebSocketProtocolError(1002, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not _valid_close_code(code):
+        raise WebSocketProtocolError(1002, f"invalid close code {code}")
+    try:
+        return code, payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebSocketProtocolError(1007, "invalid UTF-8 in a close reason") from None
+
+
+def _close_payload(code, reason):
+    if not _valid_close_code(code):
+        raise ValueError(f"close code {code} cannot be sent: use 1000-1003, 1007-1014 or "
+                         f"3000-4999")
+    reason = reason.encode("utf-8")
+    if len(reason) > _MAX_CLOSE_REASON:
+        raise ValueError("a close reason is at most 123 bytes of UTF-8")
+    return code.to_bytes(2, "big") + reason
+
+
+# ---- WebSockets ------------------------------------------------------------------------------
+# The ``ws`` a WebSocket handler gets (WebSocket), over a channel of its front end: the
+# built-in server's _WebSocketProtocol (the asyncio glue between a WebSocketConnection and the
+# transport, which it takes over after the 101) or the ASGI adapter's _ASGIWebSocketChannel.
+# A channel has ``accept(ws, subprotocol, headers)``, ``receive()`` (a message, or
+# WebSocketClosed), ``send(str | bytes)`` and ``close(code, reason)``, and keeps
+# ``ws.close_code`` and ``ws.close_reason``.
+
+_WS_QUEUE_LIMIT = 16        # messages received and not yet read: beyond, reading pauses
+_ABNORMAL_CLOSURE = 1006    # the close code of a connection that ended without a close frame
+
+
+class WebSocket:
+    """The ``ws`` of an ``@app.websocket`` handler: accept, receive, send, close, and
+    ``async for message in ws`` (ending when the peer closes)."""
+
+    def __init__(self, request, channel, offered, preferred=None):
+        self.request = request
+        self.subprotocols = list(offered)   # what the client offered, in its order
+        self.subprotocol = None
+        self.close_code = None              # of the first close frame sent or received
+        self.close_reason = ""
+        self._channel = channel
+        self._preferred = preferred         # the route's subprotocols, in the server's order
+        self._accepted = False
+        self._refused = False               # close() before accept(): a 403 answer
+
+    @property
+    def closed(self):
+        """True once a close frame was sent or received (or the connection dropped)."""
+        return self.close_code is not None
+
+    async def accept(self, subprotocol=None, headers=None):
+        """Complete the handshake with a 101: with ``subprotocol`` (one the client offered;
+        by default the first of the route's ``subprotocols`` that it offered) and extra
+        ``headers``. Sending, receiving or iterating accepts implicitly."""
+        if self._accepted:
+            raise RuntimeError("this WebSocket is already accepted")
+        if subprotocol is None and self._preferred:
+            subprotocol = next((name for name in self._preferred
+                                if name in self.subprotocols), None)
+        elif subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client "
+                             f"(it offered: {', '.join(self.subprotocols) or 'none'})")
+        fields = Headers(headers or {})     # checks names and values like any response's
+        self._accepted = True
+        self.subprotocol = subprotocol
+        await self._channel.accept(self, subprotocol, list(fields.items()))
+        self.request._switched = True
+
+    async def receive(self):
+        """The next message: ``str`` for text, ``bytes`` for binary. Once the connection is
+        closed (and the messages that came before are read): WebSocketClosed."""
+        if not self._accepted:
+            await self.accept()
+        return await self._channel.receive()
+
+    async def receive_text(self):
+        message = await self.receive()
+        if not isinstance(message, str):
+            raise TypeError("expected a text message, got a binary one")
+        return message
+
+    async def receive_bytes(self):
+        message = await self.receive()
+        if not isinstance(message, bytes):
+            raise TypeError("expected a binary message, got a text one")
+        return message
+
+    async def receive_json(self):
+        """The next message (text or binary) parsed as JSON."""
+        return json_loads(await self.receive())
+
+    async def send(self, data):
+        """Send a text (``str``) or binary (bytes-like) message; waits while the client is
+        slow to read. WebSocketClosed once the connection is closed."""
+        if not self._accepted:
+            await self.accept()
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        elif not isinstance(data, (str, bytes)):
+            raise TypeError(f"send() takes str or bytes, not {type(data).__name__} "
+                            f"(send_json sends other values)")
+        await self._channel.send(data)
+
+    async def send_json(self, value):
+        """Send ``value`` as JSON in a text message."""
+        await self.send(json_dumps(value))
+
+    async def close(self, code=1000, reason=""):
+        """Start the closing handshake with ``code`` (1000, 1001-1003, 1007-1014 or
+        3000-4999) and ``reason`` (at most 123 bytes of UTF-8); nothing when already closed.
+        Before the handshake completed, the connection is refused with 403 instead."""
+        if not self._accepted:
+            self._refused = True
+            return
+        if self.close_code is None:
+            await self._channel.close(code, reason)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except WebSocketClosed:
+            raise StopAsyncIteration from None
+
+    def __repr__(self):
+        state = "closed" if self.closed else "open" if self._accepted else "handshake"
+        return f"<WebSocket {self.request.raw_path} {state}>"
+
+
+def _closed_error(ws):
+    return WebSocketClosed(ws.close_code or _ABNORMAL_CLOSURE, ws.close_reason)
+
+
+def _negotiated_connection(app, offer, client=False):
+    """``(Sec-WebSocket-Extensions answer or None, WebSocketConnection)`` for a handshake."""
+    answer, deflate = negotiate_deflate(offer.extensions, app.websocket_compression)
+    return answer, WebSocketConnection(app.max_ws_message_size, deflate, client)
+
+
+class _WebSocketProtocol:
+    """The built-in server's channel for one WebSocket, and, from the 101 on, the asyncio
+    protocol of its connection (HTTPProtocol hands the transport over with set_protocol)."""
+
+    def __init__(self, http, request):
+        self.http = http                    # the HTTPProtocol, until the switch
+        self.server = http.server
+        self.app = http.app
+        self.loop = http.loop
+        self.request = request
+        self.transport = None
+        self.ws = None
+        self.codec = None
+        self._messages = deque()
+        self._waiter = None                 # the handler, waiting in receive()
+        self._drain_waiter = None           # the handler, waiting in send()
+        self._writing_paused = False
+        self._reading_paused = False
+        self._gone = False                  # the TCP connection has closed
+        self._timers = {}                   # "ping", "pong", "close" -> a TimerHandle
+
+    # -- the channel --
+
+    async def accept(self, ws, subprotocol, extra):
+        self.ws = ws
+        offer = self.request._websocket_offer
+        answer, self.codec = _negotiated_connection(self.app, offer)
+        fields = [("Upgrade", "websocket"), ("Sec-WebSocket-Accept",
+                                             websocket_accept_key(offer.key))]
+        if subprotocol is not None:
+            fields.append(("Sec-WebSocket-Protocol", subprotocol))
+        if answer is not None:
+            fields.append(("Sec-WebSocket-Extensions", answer))
+        head, _, _ = serialize_head(Response(None, 101, headers=fields + extra), "1.1", True)
+        self.transport = self.http.switch_protocols(head, self)
+        self.server.websockets.add(self)
+        self._schedule_ping()
+
+    async def receive(self):
+        while not self._messages:
+            if self.ws.close_code is not None:
+                raise _closed_error(self.ws)
+            self._waiter = self.loop.create_future()
+            await self._waiter
+        message = self._messages.popleft()
+        if self._reading_paused and len(self._messages) <= _WS_QUEUE_LIMIT // 2:
+            self._reading_paused = False
+            if not self._gone:
+                self.transport.resume_reading()
+        return message
+
+    async def send(self, data):
+        if self.ws.close_code is not None:
+            raise _closed_error(self.ws)
+        self.transport.write(self.codec.send_text(data) if type(data) is str
+                             else self.codec.send_bytes(data))
+        if self._writing_paused and not self._gone:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
+
+    async def close(self, code, reason):
+        self._send_close(code, reason)
+
+    def going_away(self):
+        """The server is shutting down: close with 1001."""
+        self._send_close(1001, "the server is shutting down")
+
+    # -- asyncio.Protocol (after the switch) --
+
+    def data_received(self, data):
+        try:
+            self._received(self.codec.receive(data))
+        except Exception:               # a bug costs this connection, never the server
+            log.exception("error in a WebSocket connection")
+            self.transport.abort()
+
+    def eof_received(self):
+        return False                     # a half-closed WebSocket is over: close
+
+    def connection_lost(self, exc):
+        try:
+            self._lost()
+        except Exception:
+            log.exception("error while closing a WebSocket connection")
+
+    def pause_writing(self):
+        self._writing_paused = True
+
+    def resume_writing(self):
+        self._writing_paused = False
+        self._wake("_drain_waiter")
+
+    # -- the work of the callbacks --
+
+    def _received(self, events):
+        for event in events:
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                self._messages.append(event.data)
+                if len(self._messages) >= _WS_QUEUE_LIMIT and not self._reading_paused:
+                    self._reading_paused = True          # until the handler catches up
+                    self.transport.pause_reading()
+            elif kind is Ping:
+                if self.ws.close_code is None:
+                    self.transport.write(self.codec.send_pong(event.payload))
+            elif kind is Pong:
+                self._cancel("pong")
+            else:       # CloseReceived or WebSocketProtocolError: the last event
+                self._closed_by(event.code, event.reason)
+                if self.codec.state is not WebSocketState.CLOSED:
+                    self.transport.write(self.codec.send_close())    # the answer it is owed
+                self.transport.close()       # the server closes the TCP connection first
+        self._wake("_waiter")
+
+    def _send_close(self, code, reason):
+        if self._gone or self.codec.state is not WebSocketState.OPEN:
+            return
+        frame = self.codec.send_close(code, reason)      # raises ValueError if invalid
+        self._closed_by(code, reason)
+        self.transport.write(frame)
+        self._timers["close"] = self.loop.call_later(self.app.ws_close_timeout,
+                                                     self.transport.close)
+        self._wake("_waiter")
+
+    def _closed_by(self, code, reason):
+        if self.ws.close_code is None:
+            self.ws.close_code, self.ws.close_reason = code, reason
+
+    def _lost(self):
+        self._gone = True
+        self._closed_by(_ABNORMAL_CLOSURE, "")
+        for name in list(self._timers):
+            self._cancel(name)
+        self.server.websockets.discard(self)
+        self._wake("_waiter")
+        self._wake("_drain_waiter")
+
+    def _wake(self, name):
+        waiter = getattr(self, name)
+        if waiter is not None:
+            setattr(self, name, None)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _cancel(self, name):
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _schedule_ping(self):
+        if self.app.ws_ping_interval:
+            self._timers["ping"] = self.loop.call_later(self.app.ws_ping_interval, self._ping)
+
+    def _ping(self):
+        """Ping the peer; drop it if the pong does not come within ws_ping_timeout."""
+        if self._gone or self.codec.state is not WebSocketState.OPEN:
+            return
+        self.transport.write(self.codec.send_ping(b"pixie-web"))
+        if "pong" not in self._timers:
+            self._timers["pong"] = self.loop.call_later(self.app.ws_ping_timeout,
+                                                        self._no_pong)
+        self._schedule_ping()
+
+    def _no_pong(self):
+        self._timers.pop("pong", None)
+        log.info("a WebSocket peer did not answer a ping within %gs: dropped",
+                 self.app.ws_ping_timeout)
+        self.transport.abort()
 
 
 # ---- HTTP/1.1 server protocol ----------------------------------------------------------------
@@ -4326,7 +5273,10 @@ class HTTPProtocol:
             request.started = time.monotonic()
             request._arrived = self._arrived
         request._keep_alive = section.keep_alive and not server.shutting_down
-        app.route_request(request, path, section.content_length)
+        app.route_request(request, path, section.content_length, section.upgrade)
+        if (section.upgrade and request.route is not None
+                and request.route.websocket is not None):
+            request._websocket_channel = _WebSocketProtocol(self, request)
         has_body = section.chunked or bool(section.content_length)
         if request._routing_outcome is not None or not has_body:
             if has_body:      # refused: a body we will not read; answer, then close
@@ -4490,6 +5440,9 @@ class HTTPProtocol:
             self._close()
 
     async def _write_response_async(self, request, response):
+        if request._switched:           # a WebSocket, over: its protocol had the transport
+            self._handed_over(request, response.status)
+            return
         if isinstance(response, FileResponse):
             response._prepare(request)
         head, body, keep_alive = serialize_head(response, request.http_version,
@@ -4517,6 +5470,32 @@ class HTTPProtocol:
             _start_after_tasks(request)
         if not keep_alive:
             self._close()
+
+    def switch_protocols(self, head, protocol):
+        """Write a 101 ``head`` and hand the transport, with the bytes already received
+        after the handshake, to ``protocol`` (a WebSocket's); return the transport."""
+        transport = self.transport
+        transport.write(head)
+        self.deadline = None
+        self._queue.clear()             # nothing after an upgrade is HTTP
+        leftover = bytes(self._connection.buffer)
+        self._connection.close()
+        transport.set_protocol(protocol)
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        if leftover:
+            self.loop.call_soon(protocol.data_received, leftover)
+        return transport
+
+    def _handed_over(self, request, status):
+        """The WebSocket that took over this connection ended (its protocol closes it)."""
+        self._closed = True
+        self.server.connections.discard(self)
+        if self.server.access_log:
+            self.server.log_access(request, status, 0)
+        if request._after_tasks:
+            _start_after_tasks(request)
 
     async def _send_file(self, response):
         """Send a file body (or its range): sendfile when the transport allows it."""
@@ -4736,10 +5715,11 @@ async def _asgi_read_body(request, receive, max_body_size):
 
 
 def _asgi_request(app, host, scope):
-    """A routed Request from an ASGI ``http`` scope."""
+    """A routed Request from an ASGI ``http`` or ``websocket`` scope."""
     pairs = tuple((name.decode("latin-1").lower(), value.decode("latin-1"))
                   for name, value in scope.get("headers") or ())
-    method = scope["method"]
+    websocket = scope["type"] == "websocket"
+    method = "GET" if websocket else scope["method"]
     raw_path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
     raw_path_text, routing_path, _, _ = split_target(method, raw_path)
     query = scope.get("query_string", b"").decode("latin-1")
@@ -4748,6 +5728,13 @@ def _asgi_request(app, host, scope):
                       scope.get("http_version", "1.1"), _HeaderSection(pairs=pairs), b"",
                       client[0] if client else "", scope.get("scheme", "http"), None, app)
     request._server = host
+    if websocket:
+        if app._trusted_networks:
+            _apply_proxy_headers(request, app._trusted_networks)
+        offer = WebSocketOffer(None, scope.get("subprotocols") or [], [])
+        if not app._route_websocket(request, routing_path, offer):
+            request._routing_outcome = HTTPError(404)
+        return request
     content_length = None
     for name, value in pairs:
         if name == "content-length" and _DIGITS_RE.fullmatch(value.encode("latin-1")):
@@ -4787,6 +5774,82 @@ async def _asgi_http(app, scope, receive, send):
     await _asgi_send(request, response, send, host, receive)
     if request._after_tasks:
         _start_after_tasks(request)
+
+
+class _ASGIWebSocketChannel:
+    """A WebSocket's channel under an ASGI server, which does the framing (and applies its
+    own message size limit and compression)."""
+
+    def __init__(self, receive, send):
+        self._receive = receive
+        self._send = send
+        self.ws = None
+
+    async def accept(self, ws, subprotocol, extra):
+        self.ws = ws
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol,
+                          "headers": [(name.lower().encode("latin-1"),
+                                       value.encode("latin-1", "replace"))
+                                      for name, value in extra]})
+
+    async def receive(self):
+        ws = self.ws
+        if ws.close_code is None:
+            message = await self._receive()
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                return text if text is not None else message.get("bytes") or b""
+            if message["type"] == "websocket.disconnect":
+                ws.close_code = message.get("code", 1005)
+                ws.close_reason = message.get("reason") or ""
+        raise _closed_error(ws)
+
+    async def send(self, data):
+        if self.ws.close_code is not None:
+            raise _closed_error(self.ws)
+        try:
+            await self._send({"type": "websocket.send",
+                              "text" if type(data) is str else "bytes": data})
+        except OSError:         # some servers raise once the client is gone
+            self.ws.close_code = _ABNORMAL_CLOSURE
+            raise _closed_error(self.ws) from None
+
+    async def close(self, code, reason):
+        _close_payload(code, reason)       # the same checks as the built-in server's
+        self.ws.close_code, self.ws.close_reason = code, reason
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:
+            pass
+
+
+async def _asgi_websocket(app, scope, receive, send):
+    host = await app._asgi_host_started()
+    if (await receive())["type"] != "websocket.connect":
+        return
+    try:
+        request = _asgi_request(app, host, scope)
+    except ProtocolError as error:
+        request, response = None, error_response(error.status, error.message or None)
+    else:
+        request._websocket_channel = _ASGIWebSocketChannel(receive, send)
+        response = app.dispatch(request)
+        if not isinstance(response, Response):
+            response = await response
+    if request is not None and request._switched:
+        if request._after_tasks:
+            _start_after_tasks(request)
+        return
+    # Refused before the handshake completed: the HTTP answer where the server can send one
+    # (the websocket.http.response extension), else a close, which it answers with 403.
+    if "websocket.http.response" in scope.get("extensions", {}):
+        head = response_head(response)
+        await send({"type": "websocket.http.response.start", "status": head.status,
+                    "headers": [(name.encode("latin-1"), value.encode("latin-1", "replace"))
+                                for name, value in head.fields]})
+        await send({"type": "websocket.http.response.body", "body": head.body or b""})
+    else:
+        await send({"type": "websocket.close", "code": 1000})
 
 
 async def _asgi_send(request, response, send, host, receive=None):
@@ -5171,6 +6234,35 @@ _RUNNERS = {
 }
 
 
+def _websocket_runner(app, route):
+    """A WebSocket route's run: the handler with its ``ws``, for the connection's life. An
+    error (HTTPError or other) before the handshake completed is answered over HTTP, like
+    any handler's; a handler that returns without accepting (or closes first) refuses with
+    403. Then the close: 1000 when the handler returns, 1011 when it raises (logged)."""
+    handler = route.handler
+    preferred = route.websocket.subprotocols
+
+    async def run(request):
+        channel = request._websocket_channel
+        ws = WebSocket(request, channel, request._websocket_offer.subprotocols, preferred)
+        try:
+            await handler(request, ws, **request.path_params)
+        except WebSocketClosed:
+            pass                # read or written after the close: the handler's way to end
+        except Exception as error:
+            if not ws._accepted:
+                raise
+            log.error("unhandled exception in WebSocket handler %s", request.raw_path,
+                      exc_info=error)
+            if not ws.closed:
+                await channel.close(1011, "")
+        if not ws._accepted:
+            return error_response(403, "the WebSocket was refused")
+        await ws.close(1000)
+        return Response(None, 101)      # the front end writes no HTTP response for it
+    return run
+
+
 def _timed(route, run, threshold):
     """``run``, timed: the handler's start and end go on the request (for Server-Timing),
     and a run longer than ``threshold`` seconds (if not None) is logged."""
@@ -5251,6 +6343,42 @@ async def _in_pool(pool, handler, request, timeout):
         raise HTTPError(503, "the handler took too long") from None
     except _WorkerStopped:
         raise HTTPError(503, "a worker process stopped; please retry") from None
+
+
+async def _apply_in_pool(host, function, args, kwargs, timeout):
+    """in_pool on ``host`` (a started _Server): its process pool, else its thread pool."""
+    name = getattr(function, "__qualname__", repr(function))
+    if not _is_module_level_function(function):
+        raise TypeError(f"in_pool: {name} cannot run in a worker process, which imports it by "
+                        f"name: give a module-level function (no lambda, closure, nested "
+                        f"function or method)")
+    try:
+        pool = await host.started_pool()
+        if pool is None:            # workers=0, or a process that cannot start workers
+            async with asyncio.timeout(timeout):
+                return await asyncio.get_running_loop().run_in_executor(
+                    host.thread_pool(), functools.partial(function, *args, **kwargs))
+        return await pool.apply(function, args, kwargs, timeout)
+    except (_PoolTimeout, TimeoutError):
+        raise TimeoutError(f"in_pool: {name} took longer than {timeout} s") from None
+    except _WorkerStopped:
+        raise RuntimeError(f"in_pool: the worker process running {name} stopped") from None
+
+
+#: The started hosts (_Server) of this process, latest last: in_pool uses the latest.
+_running_hosts = []
+
+
+async def in_pool(function, /, *args, timeout=None, **kwargs):
+    """``await in_pool(func, *args, **kwargs)``: run a module-level function in the process
+    pool of the app this process serves (see also ``app.in_pool``) and return its result;
+    its exceptions are raised here, and TimeoutError after ``timeout`` seconds (the worker
+    is then replaced). For CPU-heavy work in any ``async def`` handler, WebSocket handlers
+    included. Where there is no pool (``workers=0``), it runs in the thread pool."""
+    if not _running_hosts:
+        raise RuntimeError("in_pool needs a running app (run(), TestClient, or an ASGI or "
+                           "WSGI server that has started it)")
+    return await _apply_in_pool(_running_hosts[-1], function, args, kwargs, timeout)
 
 
 async def _foreign_future(future):
@@ -6082,6 +7210,12 @@ _SETTINGS = {
     "pool_niceness": 10,
     "max_tasks": 100,          # background tasks running at once per process; more wait
     "slow_handler_threshold": None,   # seconds: handlers slower than this are logged
+    "max_ws_message_size": 1024 * 1024,     # bytes of one WebSocket message: else 1009
+    "ws_ping_interval": 20.0,      # seconds between the server's pings (0: none)
+    "ws_ping_timeout": 20.0,       # for the pong, else the peer is dropped
+    "ws_close_timeout": 5.0,       # for the peer's close after the server's
+    "websocket_compression": True,     # permessage-deflate when the client offers it
+    "websocket_origins": None,     # Origin values allowed to open WebSockets (None: any)
     # peers whose Forwarded / X-Forwarded-* headers are believed: addresses or networks
     # ("10.0.0.0/8"), and "unix" for a Unix-socket peer. Empty: those headers are ignored.
     "trusted_proxies": (),
@@ -6109,17 +7243,47 @@ class _Server:
         self.stamp_requests = access_log or app.debug    # see Request.started
         self.scheme = scheme
         self.connections = set()
+        self.websockets = set()     # the _WebSocketProtocols of upgraded connections
         self.shutting_down = False
         self.hurry = False          # a second signal: stop without waiting for requests
         self.parse_header_lines = _parse_header_lines
         self.use_sendfile = scheme == "http"   # not through TLS
         self.pool = None
+        self._pool_options = (None, None, None)    # workers, start_method, executor
+        self._pool_started = False
+        self._pool_lock = asyncio.Lock()
         self.tasks = None           # the _TaskRunner, once started
         self._thread_pool = None
         self._sweep_handle = None
         self._date_handle = None
         self._sweep_interval = max(_SWEEP_MIN, min(_SWEEP_MAX, min(
             app.header_timeout, app.body_timeout, app.keepalive_timeout) / 5))
+
+    async def _start_pool(self, pool_routes=()):
+        workers, start_method, executor = self._pool_options
+        if executor is not None:
+            self.pool = _ExecutorPool(executor)
+        elif workers == 0:
+            log.warning("workers=0: pool routes and in_pool run in the thread pool instead")
+        elif _in_daemonic_process():
+            log.warning("this process cannot start worker processes (it is daemonic): pool "
+                        "routes and in_pool run in the thread pool; pass executor= for a pool")
+        else:
+            pool = _ProcessPool(workers or os.cpu_count() or 1, start_method,
+                                niceness=self.app.pool_niceness)
+            pool.check_handlers(pool_routes)
+            await pool.start()
+            self.pool = pool
+        self._pool_started = True
+
+    async def started_pool(self):
+        """The pool for in_pool: started at the first call when no pool route started it;
+        None when there is none (workers=0, a daemonic process)."""
+        if not self._pool_started and not self.shutting_down:
+            async with self._pool_lock:
+                if not self._pool_started:
+                    await self._start_pool()
+        return self.pool
 
     def thread_pool(self):
         if self._thread_pool is None:
@@ -6128,29 +7292,20 @@ class _Server:
         return self._thread_pool
 
     async def start(self, workers=None, start_method=None, executor=None):
-        """Start the pool (only if there are pool routes), run startup hooks, start timers."""
+        """Start the pool (now if there are pool routes, else at the first in_pool), run
+        startup hooks, start timers."""
         app = self.app
+        self._pool_options = (workers, start_method, executor)
         pool_routes = [route for route in app.routes() if route.route_type is RouteType.pool]
         if pool_routes:
-            if executor is not None:
-                self.pool = _ExecutorPool(executor)
-            elif workers == 0:
-                log.warning("workers=0: pool routes run in the thread pool instead")
-            elif _in_daemonic_process():
-                log.warning("this process cannot start worker processes (it is daemonic): "
-                            "pool routes run in the thread pool; pass executor= for a pool")
-            else:
-                pool = _ProcessPool(workers or os.cpu_count() or 1, start_method,
-                                    niceness=app.pool_niceness)
-                pool.check_handlers(pool_routes)
-                await pool.start()
-                self.pool = pool
+            await self._start_pool(pool_routes)
         self.tasks = _TaskRunner(self, app.max_tasks)
         for each_app in app._apps():
             each_app._task_runner = self.tasks
         for each_app in app._apps():
             for hook in each_app._startup:
                 await _maybe_await(hook(each_app))
+        _running_hosts.append(self)
         self.tasks.start_timers(app._apps(),
                                 first_process=_supervision is None or _supervision.slot == 0)
         self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
@@ -6191,17 +7346,24 @@ class _Server:
     async def stop(self):
         """Finish in-flight requests (up to shutdown_timeout), run shutdown hooks, stop pools."""
         self.shutting_down = True
+        if self in _running_hosts:
+            _running_hosts.remove(self)
         deadline = self.loop.time() + self.app.shutdown_timeout
-        while self.connections and self.loop.time() < deadline and not self.hurry:
+        for websocket in list(self.websockets):
+            websocket.going_away()              # 1001; their handlers then end
+        while ((self.connections or self.websockets) and self.loop.time() < deadline
+               and not self.hurry):
             for connection in list(self.connections):
                 if connection.is_idle():
                     connection._close()
-            if self.connections:
+            if self.connections or self.websockets:
                 await asyncio.sleep(_SHUTDOWN_POLL)
         unfinished = [connection._task for connection in self.connections
                       if connection._task is not None]
         for connection in list(self.connections):
             connection._close()
+        for websocket in list(self.websockets):
+            websocket.transport.abort()         # no close from the peer in time
         for task in unfinished:
             task.cancel()       # a handler or stream still running: its client is gone
         if unfinished:
@@ -6380,14 +7542,17 @@ class App(Router):
 
     # -- the dispatch core: every front end reaches the app through these two --
 
-    def route_request(self, request, routing_path, content_length=None):
+    def route_request(self, request, routing_path, content_length=None, upgrade=False):
         """Route a request whose head has arrived (the route decides how its body is read):
         set ``request.route`` and ``.path_params``, or ``request._routing_outcome`` (a 404,
         405, automatic OPTIONS, redirect, a 400 for a wildcard value that does not convert,
         or a 413 for a declared body larger than max_body_size). ``routing_path`` keeps an
-        encoded slash as _ENCODED_SLASH."""
+        encoded slash as _ENCODED_SLASH. ``upgrade``: the Connection header lists
+        ``upgrade`` (a WebSocket route may take the request)."""
         if self._trusted_networks:
             _apply_proxy_headers(request, self._trusted_networks)
+        if upgrade and self._route_websocket(request, routing_path, None):
+            return
         try:
             route, params, allowed = self.find(request.method, routing_path)
         except HTTPError as error:          # a wildcard value that does not convert: 400
@@ -6400,6 +7565,38 @@ class App(Router):
         elif content_length is not None and content_length > self.max_body_size:
             request._routing_outcome = HTTPError(
                 413, f"the body is larger than max_body_size ({self.max_body_size} bytes)")
+
+    def _route_websocket(self, request, routing_path, offer):
+        """Route a WebSocket handshake to its route: True, with ``request._websocket_offer``
+        set, or the handshake's refusal as the outcome (RFC 6455 4.2.1, origins); False
+        when no WebSocket route has the path (an ordinary request then). ``offer``: the
+        WebSocketOffer when the front end checked the handshake itself (ASGI)."""
+        if offer is None and "websocket" not in request.headers.get("upgrade", "").lower():
+            return False
+        try:
+            route, params, _ = self.find("WEBSOCKET", routing_path)
+        except HTTPError:
+            return False          # a wildcard value that does not convert: the usual 400
+        if route is None:
+            return False
+        request.route = route
+        request.path_params = params
+        try:
+            if offer is None:
+                offer = check_handshake(request.method, request.http_version, request.headers)
+                if request.headers.get("content-length", "0") != "0" or (
+                        "transfer-encoding" in request.headers):
+                    raise HTTPError(400, "a WebSocket handshake has no body")
+            origins = route.websocket.origins
+            if origins is None and self.websocket_origins is not None:
+                origins = frozenset(self.websocket_origins)
+            if origins is not None and request.headers.get("origin") not in origins:
+                raise HTTPError(403, "WebSockets from this origin are not allowed")
+        except HTTPError as error:
+            request._routing_outcome = error
+            return True
+        request._websocket_offer = offer
+        return True
 
     def dispatch(self, request):
         """The Response for a routed request whose body is in (or streaming) — or, when the
@@ -6433,10 +7630,12 @@ class App(Router):
         kind = scope["type"]
         if kind == "http":
             await _asgi_http(self, scope, receive, send)
+        elif kind == "websocket":
+            await _asgi_websocket(self, scope, receive, send)
         elif kind == "lifespan":
             await _asgi_lifespan(self, receive, send)
         else:
-            raise NotImplementedError(f"pixie_web does not serve ASGI {kind!r} scopes yet")
+            raise NotImplementedError(f"pixie_web does not serve ASGI {kind!r} scopes")
 
     async def _asgi_host_started(self):
         """The started _Server (pools, startup hooks) of the ASGI front end: started at
@@ -6470,6 +7669,15 @@ class App(Router):
             raise RuntimeError("add_task needs a running app (run(), TestClient, or an ASGI "
                                "or WSGI server that has started it)")
         return runner.submit(function, args, kwargs, retries, timeout)
+
+    async def in_pool(self, function, /, *args, timeout=None, **kwargs):
+        """``await app.in_pool(func, *args, **kwargs)``: ``in_pool`` in this app's own
+        process pool."""
+        runner = self._task_runner
+        if runner is None:
+            raise RuntimeError("in_pool needs a running app (run(), TestClient, or an ASGI "
+                               "or WSGI server that has started it)")
+        return await _apply_in_pool(runner.host, function, args, kwargs, timeout)
 
     def every(self, seconds, each_process=False):
         """Decorator: run the function every ``seconds`` (a run is skipped while the previous
@@ -6516,11 +7724,14 @@ class App(Router):
     def _routing_error(self, request, allowed):
         """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
         if request.path == "*":     # OPTIONS * asks about the server as a whole
-            methods = {route.method for route in self._routes} | {"OPTIONS"}
+            methods = {route.method for route in self._routes} - {"WEBSOCKET"} | {"OPTIONS"}
             if "GET" in methods:
                 methods.add("HEAD")
             allowed = sorted(methods)
-        if allowed is not None:
+        if allowed == ["WEBSOCKET"]:         # a WebSocket-only path, asked without Upgrade
+            outcome = HTTPError(426, "this is a WebSocket endpoint",
+                                {"Upgrade": "websocket", "Connection": "Upgrade"})
+        elif allowed is not None:
             if request.method == "OPTIONS":
                 outcome = Response(None, 204, headers={"Allow": ", ".join(allowed)})
             else:
@@ -6562,7 +7773,9 @@ class App(Router):
     def _runner(self, route):
         """The route type's runner (see _RUNNERS), timed in debug mode or when slow handlers
         are reported."""
-        run = _RUNNERS[route.route_type](self, route)
+        runner = _websocket_runner if route.websocket is not None else (
+            _RUNNERS[route.route_type])
+        run = runner(self, route)
         if self.debug or self.slow_handler_threshold is not None:
             run = _timed(route, run, self.slow_handler_threshold)
         return run
@@ -6788,7 +8001,8 @@ class App(Router):
         log.info("pixie_web %s serving on %s (accelerators: %s; pool: %s)",
                  __version__, where, ", ".join(ACCELERATORS) or "none",
                  f"{server.pool.workers} workers" if server.pool and server.pool.workers
-                 else "external executor" if server.pool else "off")
+                 else "external executor" if server.pool
+                 else "off" if workers == 0 else "started at the first in_pool")
         try:
             await stop.wait()
         finally:
@@ -6845,10 +8059,21 @@ class _MemoryTransport:
         self.closed = loop.create_future()
         self._loop = loop
         self._protocol = None
+        self._written = None        # a future woken by the next write (WebSocket tests)
 
     def write(self, data):
         if not self.closed.done():
             self.output += data
+            if self._written is not None and not self._written.done():
+                self._written.set_result(None)
+
+    async def more_output(self):
+        """Wait until something more is written, or the connection closes."""
+        self._written = self._loop.create_future()
+        await asyncio.wait([self._written, self.closed], return_when=asyncio.FIRST_COMPLETED)
+
+    def set_protocol(self, protocol):
+        self._protocol = protocol
 
     def writelines(self, chunks):
         for chunk in chunks:
@@ -6875,6 +8100,108 @@ class _MemoryTransport:
 
     def get_write_buffer_size(self):
         return 0
+
+
+class TestWebSocket:
+    """What ``TestClient.websocket_connect`` gives (a context manager): the client end of a
+    WebSocket, through the server's real handshake, protocol and frame codec."""
+
+    __test__ = False
+
+    def __init__(self, client, transport, codec, subprotocol, extensions):
+        self._client = client
+        self._transport = transport
+        self._codec = codec
+        self._messages = deque()
+        self.subprotocol = subprotocol      # the one the server chose
+        self.extensions = extensions        # its Sec-WebSocket-Extensions answer
+        self.close_code = None
+        self.close_reason = ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _run(self, awaitable):
+        return self._client._loop.run_until_complete(awaitable)
+
+    def _write(self, data):
+        async def deliver():
+            self._transport._protocol.data_received(data)
+            await asyncio.sleep(0)              # let the handler take a step
+        self._run(deliver())
+
+    def send_text(self, text):
+        self._write(self._codec.send_text(text))
+
+    def send_bytes(self, data):
+        self._write(self._codec.send_bytes(bytes(data)))
+
+    def send_json(self, value):
+        self.send_text(json_dumps(value))
+
+    def receive(self, timeout=10.0):
+        """The next message from the server (str or bytes); WebSocketClosed once it closed;
+        TimeoutError after ``timeout`` seconds."""
+        return self._run(asyncio.wait_for(self._next_message(), timeout))
+
+    def receive_text(self, timeout=10.0):
+        message = self.receive(timeout)
+        if not isinstance(message, str):
+            raise TypeError("expected a text message, got a binary one")
+        return message
+
+    def receive_bytes(self, timeout=10.0):
+        message = self.receive(timeout)
+        if not isinstance(message, bytes):
+            raise TypeError("expected a binary message, got a text one")
+        return message
+
+    def receive_json(self, timeout=10.0):
+        return json_loads(self.receive(timeout))
+
+    async def _next_message(self):
+        while not self._messages:
+            if self.close_code is not None:
+                raise WebSocketClosed(self.close_code, self.close_reason)
+            await self._read()
+        return self._messages.popleft()
+
+    async def _read(self):
+        """Take what the server wrote; wait for more when there is nothing."""
+        transport = self._transport
+        if not transport.output:
+            if transport.closed.done():
+                self.close_code = self.close_code or _ABNORMAL_CLOSURE
+                return
+            await transport.more_output()
+            return
+        data = bytes(transport.output)
+        transport.output.clear()
+        for event in self._codec.receive(data):
+            kind = type(event)
+            if kind is TextMessage or kind is BinaryMessage:
+                self._messages.append(event.data)
+            elif kind is Ping:
+                transport._protocol.data_received(self._codec.send_pong(event.payload))
+            elif kind is not Pong:         # the server's close, or a violation of its own
+                if self.close_code is None:
+                    self.close_code, self.close_reason = event.code, event.reason
+                if self._codec.state is not WebSocketState.CLOSED:
+                    transport._protocol.data_received(self._codec.send_close())
+
+    def close(self, code=1000, reason="", timeout=10.0):
+        """Close (if the server has not), and wait for the server to close the connection."""
+        if self._codec.state is WebSocketState.OPEN:
+            self._transport._protocol.data_received(self._codec.send_close(code, reason))
+            self.close_code = self.close_code or code
+
+        async def closed():
+            while not self._transport.closed.done():
+                await self._read()
+        self._run(asyncio.wait_for(closed(), timeout))
 
 
 class TestResponse:
@@ -7057,6 +8384,64 @@ class TestClient:
         protocol.data_received(raw)
         await transport.closed
         return transport.output
+
+    def websocket_connect(self, path, subprotocols=None, headers=None):
+        """Open a WebSocket to ``path`` (``with client.websocket_connect("/chat") as ws:``)
+        through the real handshake: a TestWebSocket; HTTPError when the server answers with
+        anything but 101 (its status and body)."""
+        self._start()
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        fields = Headers([("Host", self.host), ("Upgrade", "websocket"),
+                          ("Connection", "Upgrade"), ("Sec-WebSocket-Key", key),
+                          ("Sec-WebSocket-Version", "13")])
+        if subprotocols:
+            fields["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
+        if self.cookies:
+            fields["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        for name, value in (headers.items() if hasattr(headers, "items") else headers or ()):
+            fields[name] = value
+        head = f"GET {path} HTTP/1.1\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+        transport, raw = self._loop.run_until_complete(
+            self._handshake(head.encode("latin-1")))
+        response = _parse_response_bytes(raw)
+        if response.status != 101:
+            transport.close()
+            raise HTTPError(response.status, response.text)
+        if response.headers.get("Sec-WebSocket-Accept") != websocket_accept_key(key):
+            raise RuntimeError("the server's Sec-WebSocket-Accept does not match the key")
+        answer = response.headers.get("Sec-WebSocket-Extensions")
+        deflate = None
+        if answer is not None:
+            (_, parameters), = _parse_extensions([answer])
+            deflate = _accept_deflate_offer(parameters)
+        codec = WebSocketConnection(2 ** 63, deflate, client=True)
+        websocket = TestWebSocket(self, transport, codec,
+                                  response.headers.get("Sec-WebSocket-Protocol"), answer)
+        transport.output[:0] = raw[raw.index(b"\r\n\r\n") + 4:]   # frames after the head
+        return websocket
+
+    async def _handshake(self, raw):
+        """Send a handshake; ``(transport, bytes through the end of the answer's head and
+        its body when it is not a 101)``."""
+        _date_cache.get()
+        transport = _MemoryTransport(self._loop)
+        protocol = HTTPProtocol(self._server)
+        transport._protocol = protocol
+        protocol.connection_made(transport)
+        protocol.data_received(raw)
+        while True:
+            output = bytes(transport.output)
+            end = output.find(b"\r\n\r\n")
+            if end >= 0:
+                answer = _parse_response_bytes(output)
+                length = int(answer.headers.get("Content-Length", "0"))
+                if answer.status == 101 or len(output) >= end + 4 + length:
+                    transport.output.clear()
+                    return transport, output
+            if transport.closed.done():
+                raise ConnectionError("the server closed the connection during the handshake")
+            await transport.more_output()
 
     def _keep_cookies(self, response):
         """Remember cookies the app set (sent back as received); Max-Age=0 deletes one."""
@@ -7276,6 +8661,7 @@ patch = default_app.patch
 delete = default_app.delete
 error = default_app.error
 mount = default_app.mount
+websocket = default_app.websocket
 static = default_app.static
 resource = default_app.resource
 url_for = default_app.url_for

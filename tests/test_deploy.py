@@ -194,7 +194,7 @@ def test_the_guides_nginx_block_passes_client_address_and_scheme_and_streams(tmp
 def test_the_guides_systemd_service_runs_under_socket_activation():
     if shutil.which("systemd-socket-activate") is None:
         pytest.fail("systemd-socket-activate is missing (.ci/run installs Debian's systemd)")
-    service = guide_block("ini", "ExecStart=")
+    service = guide_block("ini", "--fd 3")
     exec_start = [line.split("=", 1)[1] for line in service.splitlines()
                   if line.startswith("ExecStart=")][0].split()
     assert exec_start[1:] == ["-m", "pixie_web", "app:app", "--fd", "3"]
