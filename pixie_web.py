@@ -4670,8 +4670,8 @@ class WebSocketConnection:
         while True:
             if self._inflater is None:
                 self._inflater = zlib.decompressobj(-self._inflate_bits)
-            try:
-                piece = self._inflater.decompress(payload, budget + 1)
+            try:    # (zlib takes a C size: a limit beyond it is no limit)
+                piece = self._inflater.decompress(payload, min(budget + 1, sys.maxsize))
             except zlib.error:
                 raise WebSocketProtocolError(1007, "invalid compressed data") from None
             budget -= len(piece)

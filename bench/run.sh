@@ -3,6 +3,7 @@
 #   bash bench/run.sh            # full run (3 repeats, 3 s warm-up + 8 s per endpoint)
 #   bash bench/run.sh --quick    # about 5 minutes
 #   bash bench/run.sh --help     # every option
+#   bash bench/run.sh ws         # the WebSocket echo benchmark (bench/ws_echo.py)
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -29,4 +30,8 @@ if [ ! -f "$STAMP" ]; then
 fi
 
 export BENCH_COMMAND="bash bench/run.sh${*:+ $*}"
+if [ "${1:-}" = ws ]; then     # the WebSocket echo benchmark
+    shift
+    cd "$BENCH" && exec "$VENV/bin/python" "$BENCH/ws_echo.py" "$@"
+fi
 exec "$VENV/bin/python" "$BENCH/run.py" "$@"
