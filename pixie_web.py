@@ -4550,6 +4550,8 @@ class WebSocketConnection:
         try:
             while self._reading:
                 if self._header is None:
+                    if len(buffer) < 2:
+                        break                   # (the usual end: nothing left)
                     self._header = self._read_header()
                     if self._header is None:
                         break
@@ -4835,12 +4837,17 @@ class WebSocket:
         await self._channel.accept(self, subprotocol, list(fields.items()))
         self.request._switched = True
 
-    async def receive(self):
+    def receive(self):
         """The next message: ``str`` for text, ``bytes`` for binary. Once the connection is
-        closed (and the messages that came before are read): WebSocketClosed."""
+        closed (and the messages that came before are read): WebSocketClosed. (A plain
+        function returning the channel's coroutine: one coroutine less per message.)"""
         if not self._accepted:
-            await self.accept()
-        return await self._channel.receive()
+            return self._accept_then(self._channel.receive)
+        return self._channel.receive()
+
+    async def _accept_then(self, step, *args):
+        await self.accept()
+        return await step(*args)
 
     async def receive_text(self):
         message = await self.receive()
@@ -4858,17 +4865,19 @@ class WebSocket:
         """The next message (text or binary) parsed as JSON."""
         return json_loads(await self.receive())
 
-    async def send(self, data):
+    def send(self, data):
         """Send a text (``str``) or binary (bytes-like) message; waits while the client is
-        slow to read. WebSocketClosed once the connection is closed."""
+        slow to read. WebSocketClosed once the connection is closed. (Like receive, a plain
+        function returning a coroutine.)"""
+        kind = type(data)
+        if kind is not str and kind is not bytes:
+            if not isinstance(data, (str, bytes, bytearray, memoryview)):
+                raise TypeError(f"send() takes str or bytes, not {kind.__name__} "
+                                f"(send_json sends other values)")
+            data = data if isinstance(data, (str, bytes)) else bytes(data)
         if not self._accepted:
-            await self.accept()
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        elif not isinstance(data, (str, bytes)):
-            raise TypeError(f"send() takes str or bytes, not {type(data).__name__} "
-                            f"(send_json sends other values)")
-        await self._channel.send(data)
+            return self._accept_then(self._channel.send, data)
+        return self._channel.send(data)
 
     async def send_json(self, value):
         """Send ``value`` as JSON in a text message."""
@@ -4889,7 +4898,9 @@ class WebSocket:
 
     async def __anext__(self):
         try:
-            return await self.receive()
+            if not self._accepted:
+                await self.accept()
+            return await self._channel.receive()
         except WebSocketClosed:
             raise StopAsyncIteration from None
 
@@ -4947,12 +4958,13 @@ class _WebSocketProtocol:
         self._schedule_ping()
 
     async def receive(self):
-        while not self._messages:
+        messages = self._messages
+        while not messages:
             if self.ws.close_code is not None:
                 raise _closed_error(self.ws)
             self._waiter = self.loop.create_future()
             await self._waiter
-        message = self._messages.popleft()
+        message = messages.popleft()
         if self._reading_paused and len(self._messages) <= _WS_QUEUE_LIMIT // 2:
             self._reading_paused = False
             if not self._gone:
