@@ -5084,10 +5084,15 @@ class _WebSocketProtocol:
         self._schedule_ping()
 
     def _no_pong(self):
+        """No pong in time: a 1011 close, then the TCP connection is closed at once."""
         self._timers.pop("pong", None)
         log.info("a WebSocket peer did not answer a ping within %gs: dropped",
                  self.app.ws_ping_timeout)
-        self.transport.abort()
+        if self.codec.state is WebSocketState.OPEN:
+            self.transport.write(self.codec.send_close(1011, "no answer to ping"))
+            self._closed_by(1011, "no answer to ping")
+        self.transport.close()
+        self._wake("_waiter")
 
 
 # ---- HTTP/1.1 server protocol ----------------------------------------------------------------
