@@ -118,7 +118,7 @@ __all__ = [
     "default_app", "route", "get", "post", "put", "patch", "delete", "error", "mount", "run",
     "url_for", "resource", "before_request", "after_request", "on_startup", "on_shutdown",
     "middleware", "TaskHandle", "Metrics", "ACCELERATORS", "__version__",
-    "websocket", "WebSocket", "WebSocketClosed", "in_pool",
+    "websocket", "WebSocket", "WebSocketClosed", "in_pool", "Param",
 ]
 
 log = logging.getLogger("pixie_web")
@@ -238,7 +238,24 @@ def _check_header_value(value, what="header value"):
     return value
 
 
-_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+def _json_default(value):
+    """What JSON cannot say by itself: a dataclass as an object; date, datetime and time as
+    ISO 8601; UUID and Decimal as strings; an Enum as its value."""
+    if hasattr(type(value), "__dataclass_fields__"):
+        fields = sys.modules["dataclasses"].fields(value)     # loaded: value is a dataclass
+        return {field.name: getattr(value, field.name) for field in fields}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    enum = sys.modules.get("enum")
+    if enum is not None and isinstance(value, enum.Enum):
+        return value.value
+    if type(value).__name__ in ("UUID", "Decimal"):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"),
+                                 default=_json_default)
 try:
     # JSONEncoder.encode builds a new C encoder per call; one built once is reused here
     # (the same output: CPython's json uses exactly this for a one-shot encode).
@@ -667,491 +684,6 @@ def _raise_head_error(data):
     raise ProtocolError(400, "invalid header line")
 
 
-# ---- Routing ---------------------------------------------------------------------------------
-
-class RouteType(Enum):
-    """How a route's handler runs."""
-
-    sync = "sync"        #: a plain function called on the event loop thread
-    asnc = "asnc"        #: an ``async def`` awaited on the event loop
-    thread = "thread"    #: a plain function run in the thread pool
-    pool = "pool"        #: a module-level function run in a worker process
-
-
-# The members as plain globals, for the per-request paths (reading an Enum class attribute
-# costs a dozen times more than a global).
-_SYNC, _ASNC = RouteType.sync, RouteType.asnc
-
-
-# name -> (regex, converter to Python, converter to URL)
-def _quote_segment(value):
-    return quote(str(value), safe="")
-
-
-def _quote_path(value):
-    return quote(str(value), safe="/")
-
-
-def _float_to_url(value):
-    """A float as plain digits (no exponent), so the float wildcard matches it again."""
-    import decimal
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"url_for: {value!r} cannot be a float wildcard value")
-    return format(decimal.Decimal(repr(number)), "f")
-
-
-def _finite_float(text):
-    """A float wildcard's value; one that overflows to infinity is refused (400)."""
-    number = float(text)
-    if number in (_INFINITY, -_INFINITY):
-        raise OverflowError(f"{text[:20]}... is too large for a float")
-    return number
-
-
-_INFINITY = float("inf")
-_WILDCARD_FILTERS = {
-    "": (r"[^/]+", None, _quote_segment),
-    "int": (r"-?[0-9]+", int, _quote_segment),
-    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", _finite_float, _float_to_url),
-    "path": (r".+?", None, _quote_path),
-}
-_WILDCARD_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+)(?::((?:\\.|[^\\>])*))?)?>")
-# A capturing group in a user regex, to be made non-capturing (an escaped "(" is left alone).
-_CAPTURING_GROUP_RE = re.compile(r"(\\*)(\(\?P<[^>]+>|\((?!\?))")
-
-
-def _non_capturing(regex):
-    def replace(match):
-        backslashes = match.group(1)
-        if len(backslashes) % 2:
-            return match.group(0)
-        return backslashes + "(?:"
-    return _CAPTURING_GROUP_RE.sub(replace, regex)
-
-
-class _Pattern:
-    """One path pattern (``/user/<id:int>``) and the routes registered on it, by method."""
-
-    def __init__(self, path):
-        self.path = path
-        self.routes = {}              # method -> Route
-        self.converters = []          # (wildcard name, to_python or None)
-        self.builder = []             # literal strings and (name, to_url) pairs
-        regex_parts, position = [], 0
-        for match in _WILDCARD_RE.finditer(path):
-            literal = path[position:match.start()]
-            regex_parts.append(re.escape(literal))
-            self.builder.append(literal)
-            name, kind, config = match.group(1), match.group(2) or "", match.group(3)
-            if kind == "re":
-                regex, to_python, to_url = _non_capturing(config or r"[^/]+"), None, _quote_segment
-            elif kind in _WILDCARD_FILTERS:
-                regex, to_python, to_url = _WILDCARD_FILTERS[kind]
-            else:
-                raise ValueError(f"unknown wildcard filter {kind!r} in route {path!r}: "
-                                 "use int, float, path or re:REGEX")
-            if any(name == known for known, _ in self.converters):
-                raise ValueError(f"wildcard {name!r} appears twice in route {path!r}")
-            regex_parts.append((name, regex))
-            self.converters.append((name, to_python))
-            self.builder.append((name, to_url))
-            position = match.end()
-        self.builder.append(path[position:])
-        regex_parts.append(re.escape(path[position:]))
-        self.names = tuple(name for name, _ in self.converters)
-        self.typed = tuple((name, to_python) for name, to_python in self.converters if to_python)
-        self.single = self.converters[0] if len(self.converters) == 1 else None
-        self.is_static = not self.converters
-        self.regex_parts = regex_parts
-        first = path.lstrip("/").split("/", 1)[0]
-        self.first_segment = None if "<" in first else first
-
-    def regex(self):
-        """The pattern as a regex with one group per wildcard, in order (and no others)."""
-        return "".join(f"({part[1]})" if isinstance(part, tuple) else part
-                       for part in self.regex_parts)
-
-    def build(self, params):
-        parts, used = [], set()
-        for piece in self.builder:
-            if isinstance(piece, tuple):
-                name, to_url = piece
-                if name not in params:
-                    raise KeyError(f"url_for: route {self.path!r} needs a value for {name!r}")
-                parts.append(to_url(params[name]))
-                used.add(name)
-            else:
-                parts.append(piece)
-        url = "".join(parts)
-        extra = [(key, value) for key, value in params.items() if key not in used]
-        return url + ("?" + urlencode(extra, doseq=True) if extra else "")
-
-
-class _Bucket:
-    """Dynamic patterns sharing a first segment, matched by one compiled alternation."""
-
-    __slots__ = ("patterns", "_compiled", "_slots")
-
-    def __init__(self):
-        self.patterns = []
-        self._compiled = None
-        self._slots = None
-
-    def add(self, pattern):
-        self.patterns.append(pattern)
-        self._compiled = None
-
-    def _compile(self):
-        """One pattern: its own regex. Several: an alternation of ``(pattern)`` groups; the
-        group that closes last (``lastindex``) tells which one matched, and the wildcard
-        groups that follow it hold its values."""
-        if len(self.patterns) == 1:
-            self._compiled = re.compile(self.patterns[0].regex() + r"\Z", re.DOTALL)
-            self._slots = None
-            return
-        alternatives, slots, group = [], {}, 1
-        for pattern in self.patterns:
-            alternatives.append(f"({pattern.regex()})")
-            slots[group] = (pattern, group, group + len(pattern.names))
-            group += 1 + len(pattern.names)
-        self._compiled = re.compile("(?:" + "|".join(alternatives) + r")\Z", re.DOTALL)
-        self._slots = slots
-
-    def match(self, path):
-        """The first pattern matching ``path`` and its raw wildcard values, or None."""
-        if self._compiled is None:
-            self._compile()
-        found = self._compiled.match(path)
-        if found is None:
-            return None
-        if self._slots is None:
-            return self.patterns[0], found.groups()
-        pattern, start, stop = self._slots[found.lastindex]
-        return pattern, found.groups()[start:stop]
-
-    def match_all(self, path):
-        """Every matching pattern in order (slow path, used for 405s and method fallbacks)."""
-        results = []
-        for pattern in self.patterns:
-            found = re.compile(pattern.regex() + r"\Z", re.DOTALL).match(path)
-            if found:
-                results.append((pattern, found.groups()))
-        return results
-
-
-# Bumped whenever routes, hooks or middleware change anywhere: each App then composes its
-# routes' work again before its next request (App.dispatch).
-_routes_version = 0
-
-
-def _routes_changed():
-    global _routes_version
-    _routes_version += 1
-
-
-class Route:
-    """One handler for one method on one path."""
-
-    __slots__ = ("method", "path", "name", "route_type", "handler", "timeout", "stream_body",
-                 "owner", "pattern", "websocket", "__weakref__")
-
-    def __init__(self, method, path, handler, route_type, name=None, timeout=None,
-                 stream_body=False, owner=None, websocket=None):
-        self.method = method
-        self.path = path
-        self.handler = handler
-        self.route_type = route_type
-        self.name = name
-        self.timeout = timeout
-        self.stream_body = stream_body
-        self.owner = owner
-        self.pattern = None
-        self.websocket = websocket  # a WebSocket route's _WebSocketOptions (method WEBSOCKET)
-
-    def __repr__(self):
-        return f"<Route {self.method} {self.path} {self.route_type.name} {self.name or ''}>"
-
-
-def _check_route_type(handler, route_type, path):
-    """Infer or validate the route type of ``handler``; raise TypeError on a mismatch."""
-    is_async = _is_coroutine_function(handler)
-    if route_type is None:
-        return RouteType.asnc if is_async else RouteType.sync
-    if isinstance(route_type, str):
-        try:
-            route_type = RouteType[route_type]
-        except KeyError:
-            raise ValueError(f"unknown route type {route_type!r}: use one of "
-                             f"{', '.join(t.name for t in RouteType)}") from None
-    name = getattr(handler, "__qualname__", repr(handler))
-    if is_async and route_type is not RouteType.asnc:
-        raise TypeError(f"route {path!r}: {name} is async def but declared RouteType."
-                        f"{route_type.name}: {route_type.name} routes must be plain functions")
-    if not is_async and route_type is RouteType.asnc:
-        raise TypeError(f"route {path!r}: {name} is a plain function but declared RouteType.asnc: "
-                        "use async def, or RouteType.sync/thread/pool")
-    if route_type is RouteType.pool and not _is_module_level_function(handler):
-        raise TypeError(f"route {path!r}: {name} cannot be a pool route: pool handlers are "
-                        "sent to worker processes by importable name, so they must be "
-                        "module-level functions (no lambda, closure, nested function or method)")
-    return route_type
-
-
-def _is_module_level_function(function):
-    """What a worker process can import by name: no lambda, closure, nested function or
-    method."""
-    qualname = getattr(function, "__qualname__", "")
-    return (inspect.isfunction(function) and "<" not in qualname and "." not in qualname
-            and getattr(function, "__module__", None) is not None)
-
-
-#: What ``websocket(path, subprotocols=..., origins=...)`` was given.
-_WebSocketOptions = namedtuple("_WebSocketOptions", "subprotocols origins")
-
-
-class Router:
-    """A table of routes with the decorators to fill it; also a mountable route group.
-
-    ``Router(prefix="/api")`` groups routes under a prefix; ``app.mount("/v1", router)``
-    adds them to an app.
-    """
-
-    def __init__(self, prefix=""):
-        self.prefix = prefix.rstrip("/")
-        self._static = {}                  # path -> _Pattern
-        self._buckets = {}                 # first literal segment -> _Bucket
-        self._wild_bucket = _Bucket()      # patterns whose first segment is a wildcard
-        self._patterns = {}                # path -> _Pattern
-        self._routes = []                  # every Route, registration order
-        self._names = {}                   # name -> Route
-        self._mounted_on = []              # (parent router, prefix) that copy our new routes
-
-    # -- registration --
-
-    def route(self, path, route_type=None, methods=("GET",), name=None, timeout=None,
-              stream_body=False, action=None):
-        """Decorator registering a handler for ``path`` (see the module docs)."""
-        if action is not None:
-            methods = action
-        if isinstance(methods, str):
-            methods = [methods]
-        methods = [method.upper() for method in methods]
-        for method in methods:
-            if not _STR_TOKEN_RE.fullmatch(method):
-                raise ValueError(f"invalid HTTP method {method!r}")
-
-        def decorator(handler):
-            kind = _check_route_type(handler, route_type, path)
-            if stream_body and kind is not RouteType.asnc:
-                raise TypeError(f"route {path!r}: stream_body=True needs an async def handler")
-            for method in methods:
-                self.add_route(Route(method, self.prefix + path, handler, kind,
-                                     name=name or handler.__name__, timeout=timeout,
-                                     stream_body=stream_body, owner=self))
-            return handler
-        return decorator
-
-    def get(self, path, route_type=None, **options):
-        """Shortcut for ``route(path, route_type, methods="GET", ...)``."""
-        return self.route(path, route_type, methods="GET", **options)
-
-    def post(self, path, route_type=None, **options):
-        """Shortcut for ``route(path, route_type, methods="POST", ...)``."""
-        return self.route(path, route_type, methods="POST", **options)
-
-    def put(self, path, route_type=None, **options):
-        """Shortcut for ``route(path, route_type, methods="PUT", ...)``."""
-        return self.route(path, route_type, methods="PUT", **options)
-
-    def patch(self, path, route_type=None, **options):
-        """Shortcut for ``route(path, route_type, methods="PATCH", ...)``."""
-        return self.route(path, route_type, methods="PATCH", **options)
-
-    def delete(self, path, route_type=None, **options):
-        """Shortcut for ``route(path, route_type, methods="DELETE", ...)``."""
-        return self.route(path, route_type, methods="DELETE", **options)
-
-    def websocket(self, path, name=None, subprotocols=None, origins=None):
-        """Decorator registering an ``async def handler(request, ws, **wildcards)`` for
-        WebSocket connections to ``path`` (SPEC: the WebSockets section of the README).
-        ``subprotocols``: those the server speaks, in its order of preference;
-        ``origins``: the ``Origin`` values allowed (else App(websocket_origins=...))."""
-        def decorator(handler):
-            if not _is_coroutine_function(handler):
-                raise TypeError(f"websocket route {path!r}: "
-                                f"{getattr(handler, '__qualname__', handler)!r} must be an "
-                                f"async def function")
-            options = _WebSocketOptions(
-                tuple(subprotocols) if subprotocols is not None else None,
-                frozenset(origins) if origins is not None else None)
-            self.add_route(Route("WEBSOCKET", self.prefix + path, handler, RouteType.asnc,
-                                 name=name or handler.__name__, owner=self,
-                                 websocket=options))
-            return handler
-        return decorator
-
-    def add_route(self, route):
-        """Register a Route object (the decorators end here)."""
-        if not route.path.startswith("/"):
-            raise ValueError(f"route path {route.path!r} must start with '/'")
-        pattern = self._patterns.get(route.path)
-        if pattern is None:
-            pattern = self._patterns[route.path] = _Pattern(route.path)
-            if pattern.is_static:
-                self._static[route.path] = pattern
-            elif pattern.first_segment is None:
-                self._wild_bucket.add(pattern)
-            else:
-                self._buckets.setdefault(pattern.first_segment, _Bucket()).add(pattern)
-        replaced = pattern.routes.get(route.method)
-        if replaced is not None:
-            self._routes.remove(replaced)
-        pattern.routes[route.method] = route
-        route.pattern = pattern
-        self._routes.append(route)
-        if route.name:
-            self._names[route.name] = route
-        for parent, prefix in self._mounted_on:
-            parent._add_mounted(prefix, route)
-        _routes_changed()
-        return route
-
-    def _add_mounted(self, prefix, route):
-        copy = Route(route.method, prefix + route.path, route.handler, route.route_type,
-                     name=route.name, timeout=route.timeout, stream_body=route.stream_body,
-                     owner=route.owner, websocket=route.websocket)
-        self.add_route(copy)
-
-    def mount(self, prefix, other):
-        """Serve every route of ``other`` (an App or Router) under ``prefix``.
-
-        Routes added to ``other`` later are served too; ``other``'s error handlers and
-        hooks apply to its own routes.
-        """
-        prefix = self.prefix + prefix.rstrip("/")
-        for existing in list(other._routes):
-            self._add_mounted(prefix, existing)
-        other._mounted_on.append((self, prefix))
-        return other
-
-    def resource(self, prefix, resource):
-        """Register a RESTful resource: ``list``/``create`` on ``prefix`` and
-        ``get``/``update``/``delete`` on ``prefix/<id>`` (absent methods are not routed)."""
-        if inspect.isclass(resource):
-            resource = resource()
-        base = prefix.rstrip("/")
-        label = base.strip("/").replace("/", ".") or "root"
-        plan = [("list", base or "/", ("GET",)), ("create", base or "/", ("POST",)),
-                ("get", base + "/<id>", ("GET",)), ("update", base + "/<id>", ("PUT", "PATCH")),
-                ("delete", base + "/<id>", ("DELETE",))]
-        for action, path, methods in plan:
-            handler = getattr(resource, action, None)
-            if callable(handler):
-                self.route(path, methods=methods, name=f"{label}.{action}")(handler)
-        return resource
-
-    # -- lookup --
-
-    def routes(self):
-        """Every registered Route (one per method), in registration order."""
-        return list(self._routes)
-
-    def url_for(self, name, /, **params):
-        """Build the URL of the route called ``name``; extra params become the query string."""
-        route = self._names.get(name)
-        if route is None:
-            raise KeyError(f"url_for: no route named {name!r}")
-        return route.pattern.build(params)
-
-    def _convert(self, pattern, values, path):
-        """The handler's keyword arguments from a pattern's raw values (400 if one of them
-        does not convert, e.g. an int of more digits than Python converts)."""
-        if _ENCODED_SLASH in path:
-            values = [value.replace(_ENCODED_SLASH, "/") for value in values]
-        try:
-            if pattern.single is not None:          # the usual case: one wildcard
-                name, to_python = pattern.single
-                return {name: to_python(values[0]) if to_python else values[0]}
-            params = dict(zip(pattern.names, values))
-            for name, to_python in pattern.typed:
-                params[name] = to_python(params[name])
-            return params
-        except (ValueError, OverflowError):
-            raise HTTPError(400, "path has the wrong format") from None
-
-    def _buckets_for(self, path):
-        end = path.find("/", 1)
-        return self._buckets.get(path[1:end] if end > 0 else path[1:]), self._wild_bucket
-
-    def _first_match(self, path):
-        """``(pattern, raw values)`` of the first dynamic pattern matching ``path``, or None."""
-        end = path.find("/", 1)                     # _buckets_for, without a call
-        bucket = self._buckets.get(path[1:end] if end > 0 else path[1:])
-        found = bucket.match(path) if bucket is not None else None
-        if found is None and self._wild_bucket.patterns:
-            found = self._wild_bucket.match(path)
-        return found
-
-    def _all_matches(self, path):
-        return [found for bucket in self._buckets_for(path) if bucket is not None
-                for found in bucket.match_all(path)]
-
-    def find(self, method, path):
-        """Find the route for ``method`` and ``path``.
-
-        Returns ``(route, params, allowed)``: ``route`` is None when nothing matches
-        (``allowed`` is None: 404) or when the path exists without this method
-        (``allowed`` lists the methods for 405 / OPTIONS).
-        """
-        pattern = self._static.get(path)
-        if pattern is not None:            # the usual outcomes first
-            route = pattern.routes.get(method) or (method == "HEAD" and pattern.routes.get("GET"))
-            if route:
-                return route, {}, None
-        else:
-            found = self._first_match(path)
-            if found is not None:
-                pattern, values = found
-                route = (pattern.routes.get(method)
-                         or (method == "HEAD" and pattern.routes.get("GET")))
-                if route:
-                    return route, self._convert(pattern, values, path), None
-        return self._find_slowly(method, path)
-
-    def _find_slowly(self, method, path):
-        """``find`` when the first match lacks the method: later patterns, else the Allow
-        list of every pattern that matches (405), else nothing (404)."""
-        allowed = set()
-        pattern = self._static.get(path)
-        if pattern is not None:
-            allowed.update(_allowed_methods(pattern.routes))
-        if self._first_match(path) is not None:
-            for pattern, values in self._all_matches(path):
-                route = (pattern.routes.get(method)
-                         or (method == "HEAD" and pattern.routes.get("GET")))
-                if route:
-                    return route, self._convert(pattern, values, path), None
-                allowed.update(_allowed_methods(pattern.routes))
-        if not allowed:
-            return None, None, None
-        if allowed != {"WEBSOCKET"}:
-            allowed.discard("WEBSOCKET")     # with other methods: they are the Allow list
-        return None, {}, sorted(allowed)
-
-
-def _allowed_methods(routes):
-    """The Allow list of a path's routes; ``["WEBSOCKET"]`` for a WebSocket-only path (a
-    plain request there gets 426)."""
-    allowed = set(routes)
-    if allowed == {"WEBSOCKET"}:
-        return ["WEBSOCKET"]
-    allowed = (allowed - {"WEBSOCKET"}) | {"OPTIONS"}
-    if "GET" in allowed:
-        allowed.add("HEAD")
-    return sorted(allowed)
-
-
 # ---- Forms and multipart ---------------------------------------------------------------------
 
 _ParsingLimits = namedtuple("_ParsingLimits", [
@@ -1398,6 +930,1042 @@ class MultipartParser:
         if self._step != "epilogue":
             raise HTTPError(400, "multipart body ended without its closing boundary")
         return self.fields, self.files
+
+
+# ---- Typed parameters ------------------------------------------------------------------------
+# A handler's parameters other than ``request`` are bound from the request by their
+# annotations (SPEC 14). Each route's _BindingPlan is worked out once, when the route is
+# registered: one converter per parameter, compiled from its annotation, and where its value
+# comes from. At a request the plan either gives the handler's keyword arguments or lists
+# every error (the 422's "detail"). Converters are ``convert(value, loc, errors)``: they
+# return the converted value, or _UNBOUND after appending their errors (with ``loc``, the
+# path to the value). Text converters read strings (query, form, header, cookie, path);
+# JSON converters read parsed JSON.
+
+_UNBOUND = object()             # a converter's failure; a parameter's missing value
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+_SOURCES = ("query", "form", "header", "cookie", "json")
+_INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+
+
+class Param:
+    """What ``Annotated[T, Param(...)]`` adds to a typed handler parameter (or a dataclass
+    field): where its value comes from (``source``: "query", "form", "header", "cookie" or
+    "json"; by default the query, then the form), the name it has there (``alias``), its
+    constraints (``ge``, ``gt``, ``le``, ``lt`` for numbers; ``min_length``,
+    ``max_length`` for strings and lists; ``pattern``, a regex a string must contain) and
+    a ``description`` for the OpenAPI document."""
+
+    __slots__ = ("source", "alias", "ge", "gt", "le", "lt", "min_length", "max_length",
+                 "pattern", "description")
+
+    def __init__(self, *, source=None, alias=None, ge=None, gt=None, le=None, lt=None,
+                 min_length=None, max_length=None, pattern=None, description=None):
+        if source is not None and source not in _SOURCES:
+            raise ValueError(f"Param(source={source!r}): use one of {', '.join(_SOURCES)}")
+        self.source, self.alias, self.description = source, alias, description
+        self.ge, self.gt, self.le, self.lt = ge, gt, le, lt
+        self.min_length, self.max_length = min_length, max_length
+        self.pattern = pattern
+
+    def __repr__(self):
+        given = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__
+                          if getattr(self, name) is not None)
+        return f"Param({given})"
+
+
+class _Invalid(Exception):
+    """A scalar that does not convert: the error's ``type`` and ``msg``."""
+
+    def __init__(self, kind, message):
+        super().__init__(kind, message)
+        self.kind = kind
+        self.message = message
+
+
+def _error(loc, kind, message):
+    return {"loc": list(loc), "msg": message, "type": kind}
+
+
+def _unwrap(annotation):
+    """``(type, Param or None, optional)`` of an annotation: Annotated and ``X | None``
+    taken apart."""
+    import typing
+    param = None
+    if typing.get_origin(annotation) is typing.Annotated:
+        param = next((extra for extra in annotation.__metadata__
+                      if isinstance(extra, Param)), None)
+        annotation = annotation.__origin__
+    optional = False
+    if _is_union(annotation):
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        optional = len(members) < len(typing.get_args(annotation))
+        if len(members) != 1:
+            raise TypeError(f"{annotation!r}: a union other than X | None cannot be bound")
+        annotation = members[0]
+        if typing.get_origin(annotation) is typing.Annotated:
+            inner_param = next((extra for extra in annotation.__metadata__
+                                if isinstance(extra, Param)), None)
+            param = param or inner_param
+            annotation = annotation.__origin__
+    return annotation, param, optional
+
+
+def _is_union(annotation):
+    import types
+    import typing
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def _is_dataclass_type(annotation):
+    return isinstance(annotation, type) and hasattr(annotation, "__dataclass_fields__")
+
+
+def _is_typeddict(annotation):
+    import typing
+    return isinstance(annotation, type) and typing.is_typeddict(annotation)
+
+
+def _is_structure(annotation):
+    """A dataclass or TypedDict: an object read from a body."""
+    return _is_dataclass_type(annotation) or _is_typeddict(annotation)
+
+
+def _choices(values):
+    texts = [repr(value) for value in values]
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
+def _scalar(kind, text):
+    """The function converting one scalar of type ``kind`` (raising _Invalid), from a
+    string when ``text``, else from a parsed JSON value; None when ``kind`` is no scalar."""
+    import decimal
+    import enum
+    import typing
+    import uuid
+    from datetime import date, datetime
+    if kind is str or kind is typing.Any:
+        def convert(value):
+            if type(value) is not str:
+                raise _Invalid("string_type", "Input should be a valid string")
+            return value
+        return convert
+    if kind is bool:
+        def convert(value):
+            if type(value) is bool and not text:
+                return value
+            if type(value) is str:
+                word = _BOOL_WORDS.get(value.lower())
+                if word is not None:
+                    return word
+            raise _Invalid("bool_parsing", "Input should be a valid boolean, unable to "
+                                           "interpret input")
+        return convert
+    if kind is int:
+        def convert(value):
+            kind_of = type(value)
+            if kind_of is int:
+                return value
+            if kind_of is str and _INTEGER_RE.fullmatch(value):
+                return int(value)
+            if kind_of is float and value.is_integer():
+                return int(value)
+            raise _Invalid("int_parsing", "Input should be a valid integer, unable to "
+                                          "parse string as an integer" if kind_of is str
+                           else "Input should be a valid integer")
+        return convert
+    if kind is float:
+        def convert(value):
+            kind_of = type(value)
+            if kind_of is float or kind_of is int:
+                return float(value)
+            if kind_of is str:
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise _Invalid("float_parsing", "Input should be a valid number, unable to parse "
+                                            "string as a number")
+        return convert
+    if kind is decimal.Decimal:
+        def convert(value):
+            if type(value) in (str, int, float):
+                try:
+                    number = decimal.Decimal(str(value))
+                except decimal.InvalidOperation:
+                    pass
+                else:
+                    if number.is_finite():
+                        return number
+            raise _Invalid("decimal_parsing", "Input should be a valid decimal")
+        return convert
+    parsers = {uuid.UUID: ("uuid_parsing", "Input should be a valid UUID", uuid.UUID),
+               datetime: ("datetime_parsing", "Input should be a valid datetime",
+                          datetime.fromisoformat),
+               date: ("date_parsing", "Input should be a valid date", date.fromisoformat)}
+    if kind in parsers:
+        error_kind, message, parse = parsers[kind]
+
+        def convert(value):
+            if type(value) is str:
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass
+            raise _Invalid(error_kind, message)
+        return convert
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        by_text = {str(member.value): member for member in kind}
+        by_value = {member.value: member for member in kind
+                    if isinstance(member.value, typing.Hashable)}
+        message = f"Input should be {_choices([member.value for member in kind])}"
+
+        def convert(value):
+            member = by_text.get(value) if type(value) is str else None
+            if member is None and not text and isinstance(value, typing.Hashable):
+                member = by_value.get(value)
+            if member is None:
+                raise _Invalid("enum", message)
+            return member
+        return convert
+    if typing.get_origin(kind) is typing.Literal:
+        allowed = typing.get_args(kind)
+        by_text = {str(value).lower() if type(value) is bool else str(value): value
+                   for value in allowed}
+        message = f"Input should be {_choices(allowed)}"
+
+        def convert(value):
+            if type(value) is str and text:
+                if value in by_text:
+                    return by_text[value]
+            elif value in allowed and type(value) in {type(each) for each in allowed}:
+                return value
+            raise _Invalid("literal_error", message)
+        return convert
+    return None
+
+
+_BOUNDS = (("ge", "greater_than_equal", "greater than or equal to"),
+           ("gt", "greater_than", "greater than"),
+           ("le", "less_than_equal", "less than or equal to"),
+           ("lt", "less_than", "less than"))
+
+
+def _constrained(convert, param, kind, where):
+    """``convert`` followed by the checks of ``param`` (a Param or None)."""
+    import operator
+    import typing
+    if param is None:
+        return convert
+    bounds = [(getattr(param, name), error_kind, getattr(operator, name), words)
+              for name, error_kind, words in _BOUNDS if getattr(param, name) is not None]
+    lengths = [(bound, error_kind, test, words) for bound, error_kind, test, words in (
+        (param.min_length, "too_short", operator.ge, "at least"),
+        (param.max_length, "too_long", operator.le, "at most")) if bound is not None]
+    pattern = re.compile(param.pattern) if param.pattern is not None else None
+    import decimal
+    from datetime import date
+    if bounds and not (kind in (int, float, decimal.Decimal)
+                       or isinstance(kind, type) and issubclass(kind, date)):
+        raise TypeError(f"{where}: ge/gt/le/lt constrain numbers and dates")
+    is_list = kind is list or typing.get_origin(kind) is list
+    if lengths and kind is not str and not is_list:
+        raise TypeError(f"{where}: min_length/max_length constrain strings and lists")
+    if pattern is not None and kind is not str:
+        raise TypeError(f"{where}: pattern constrains strings")
+    if not (bounds or lengths or pattern):
+        return convert
+    subject, noun = ("String", "character") if kind is str else ("List", "item")
+    prefix = "string_" if kind is str else ""
+
+    def checked(value, loc, errors):
+        value = convert(value, loc, errors)
+        if value is _UNBOUND or value is None:
+            return value
+        for bound, error_kind, test, words in bounds:
+            if not test(value, bound):
+                errors.append(_error(loc, error_kind, f"Input should be {words} {bound}"))
+                return _UNBOUND
+        for bound, error_kind, test, words in lengths:
+            if not test(len(value), bound):
+                errors.append(_error(loc, prefix + error_kind, f"{subject} should have "
+                                     f"{words} {bound} {noun}{'' if bound == 1 else 's'}"))
+                return _UNBOUND
+        if pattern is not None and pattern.search(value) is None:
+            errors.append(_error(loc, "string_pattern_mismatch",
+                                 f"String should match pattern '{param.pattern}'"))
+            return _UNBOUND
+        return value
+    return checked
+
+
+def _compile(annotation, text, where, _seen=None):
+    """The converter of ``annotation`` (see the section comment); TypeError naming
+    ``where`` if it cannot be bound."""
+    kind, param, optional = _unwrap(annotation)
+    convert = _compile_kind(kind, text, where, {} if _seen is None else _seen)
+    convert = _constrained(convert, param, kind, where)
+    if optional:
+        inner = convert
+
+        def convert(value, loc, errors):
+            return None if value is None else inner(value, loc, errors)
+    return convert
+
+
+def _compile_kind(kind, text, where, seen):
+    import typing
+    scalar = _scalar(kind, text)
+    if scalar is not None:
+        def convert(value, loc, errors):
+            try:
+                return scalar(value)
+            except _Invalid as invalid:
+                errors.append(_error(loc, invalid.kind, invalid.message))
+                return _UNBOUND
+        return convert
+    origin = typing.get_origin(kind)
+    if kind is list or origin is list:
+        (item,) = typing.get_args(kind) or (str,)
+        item_convert = _compile(item, text, where, seen)
+
+        def convert(value, loc, errors):
+            if type(value) is not list:
+                errors.append(_error(loc, "list_type", "Input should be a valid list"))
+                return _UNBOUND
+            result, failed = [], False
+            for index, each in enumerate(value):
+                converted = item_convert(each, (*loc, index), errors)
+                failed = failed or converted is _UNBOUND
+                result.append(converted)
+            return _UNBOUND if failed else result
+        return convert
+    if (kind is dict or origin is dict) and not text:
+        key_type, value_type = typing.get_args(kind) or (str, typing.Any)
+        if key_type is not str:
+            raise TypeError(f"{where}: only dict[str, X] can be bound (JSON keys are strings)")
+        value_convert = _compile(value_type, False, where, seen)
+
+        def convert(value, loc, errors):
+            if type(value) is not dict:
+                errors.append(_error(loc, "dict_type", "Input should be a valid dictionary"))
+                return _UNBOUND
+            result, failed = {}, False
+            for key, each in value.items():
+                converted = value_convert(each, (*loc, key), errors)
+                failed = failed or converted is _UNBOUND
+                result[key] = converted
+            return _UNBOUND if failed else result
+        return convert
+    if _is_structure(kind):
+        return _compile_structure(kind, text, where, seen)
+    raise TypeError(f"{where}: {getattr(kind, '__name__', kind)!r} cannot be bound from a "
+                    f"request (use str, int, float, bool, Decimal, UUID, date, datetime, an "
+                    f"Enum, Literal, list[...], dict[str, ...], X | None, a dataclass, a "
+                    f"TypedDict or FileUpload)")
+
+
+def _structure_fields(kind):
+    """``[(name, annotation, required, default or factory)]`` of a dataclass or TypedDict."""
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(kind, include_extras=True)
+    if _is_typeddict(kind):
+        return [(name, hints[name], name in kind.__required_keys__, _UNBOUND)
+                for name in hints]
+    fields = []
+    for field in dataclasses.fields(kind):
+        if not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            fields.append((field.name, hints[field.name], False, ("value", field.default)))
+        elif field.default_factory is not dataclasses.MISSING:
+            fields.append((field.name, hints[field.name], False, ("factory",
+                                                                  field.default_factory)))
+        else:
+            fields.append((field.name, hints[field.name], True, _UNBOUND))
+    return fields
+
+
+def _compile_structure(kind, text, where, seen):
+    """The converter of a dataclass or TypedDict: an object (a dict, or the form's fields
+    when ``text``), field by field; missing fields with defaults keep them (left out, so a
+    dataclass's own default and default_factory apply)."""
+    key = (kind, text)
+    if key in seen:                          # a recursive structure: its converter to come
+        return lambda value, loc, errors: seen[key](value, loc, errors)
+    seen[key] = None
+    fields = [(name, _compile(annotation, text, f"{where}: field {name!r}", seen), required)
+              for name, annotation, required, _ in _structure_fields(kind)]
+    build = dict if _is_typeddict(kind) else kind
+    name_of = kind.__name__
+
+    def convert(value, loc, errors):
+        if text:
+            value = {field_name: value.get(field_name) for field_name, *_ in fields
+                     if field_name in value}           # a MultiDict of form fields
+        elif type(value) is not dict:
+            errors.append(_error(loc, "dict_type", f"Input should be a valid dictionary or "
+                                                   f"object to build {name_of}"))
+            return _UNBOUND
+        arguments, failed = {}, False
+        for field_name, field_convert, required in fields:
+            if field_name not in value:
+                if required:
+                    errors.append(_error((*loc, field_name), "missing", "Field required"))
+                    failed = True
+                continue
+            converted = field_convert(value[field_name], (*loc, field_name), errors)
+            failed = failed or converted is _UNBOUND
+            arguments[field_name] = converted
+        return _UNBOUND if failed else build(**arguments)
+    seen[key] = convert
+    return convert
+
+
+class _Binder(namedtuple("_Binder", "name key source annotation param convert required "
+                                    "default many")):
+    """How one handler parameter is bound: its ``name``, the ``key`` it is looked up by,
+    its ``source`` ("path", "params" (query, then form), "query", "form", "header",
+    "cookie", "json" (a field of the JSON body), "body" (the whole body: a dataclass or
+    TypedDict), "files"), the ``annotation`` and ``param`` (for OpenAPI), its converter,
+    whether it is ``required``, its ``default``, and ``many`` (all values of a repeated
+    key)."""
+
+    __slots__ = ()
+
+
+def _binding_plan(handler, path, wildcards, skip_first=True):
+    """The _BindingPlan of ``handler`` on route ``path`` (None when nothing is bound);
+    TypeError, naming the route and the parameter, for what cannot be bound."""
+    import typing
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return None
+    parameters = [parameter for parameter in signature.parameters.values()
+                  if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                        inspect.Parameter.KEYWORD_ONLY)]
+    if skip_first and parameters and parameters[0].kind is not inspect.Parameter.KEYWORD_ONLY:
+        parameters = parameters[1:]             # the request
+    name = getattr(handler, "__qualname__", repr(handler))
+    bound = [parameter for parameter in parameters
+             if parameter.name not in wildcards or parameter.annotation is not
+             inspect.Parameter.empty]
+    if not bound:
+        return None
+    try:
+        hints = typing.get_type_hints(handler, include_extras=True)
+    except Exception as error:
+        raise TypeError(f"route {path!r}: the annotations of {name} cannot be evaluated: "
+                        f"{error}") from None
+    binders = []
+    for parameter in bound:
+        where = f"route {path!r}: parameter {parameter.name!r} of {name}"
+        annotation = hints.get(parameter.name, str)
+        default = parameter.default
+        required = default is inspect.Parameter.empty
+        binders.append(_binder(parameter.name, annotation, required, default, where,
+                               parameter.name in wildcards))
+    if sum(binder.source == "body" for binder in binders) > 1:
+        raise TypeError(f"route {path!r}: {name} has more than one body parameter (a "
+                        f"dataclass or TypedDict): use one, with the others as its fields")
+    return _BindingPlan(tuple(binders))
+
+
+def _binder(name, annotation, required, default, where, is_wildcard):
+    import typing
+    kind, param, optional = _unwrap(annotation)
+    source = param.source if param is not None and param.source else None
+    key = param.alias if param is not None and param.alias else name
+    many = False
+    list_item = typing.get_args(kind)[0] if typing.get_origin(kind) is list and \
+        typing.get_args(kind) else None
+    if is_wildcard:
+        if source is not None:
+            raise TypeError(f"{where}: a path wildcard comes from the path, not {source!r}")
+        return _Binder(name, name, "path", annotation, param,
+                       _compile(annotation, True, where), True, default, False)
+    if kind is FileUpload or list_item is FileUpload:
+        if source is not None:
+            raise TypeError(f"{where}: files come from the form, not {source!r}")
+        return _Binder(name, key, "files", annotation, param, None, required, default,
+                       list_item is FileUpload)
+    if _is_structure(kind):
+        if source not in (None, "json"):
+            raise TypeError(f"{where}: a dataclass or TypedDict comes from the body, not "
+                            f"{source!r}")
+        return _Binder(name, key, "body", annotation, param,
+                       (_compile(annotation, False, where), _compile(annotation, True, where)),
+                       required, default, False)
+    if source == "json":
+        return _Binder(name, key, "json", annotation, param, _compile(annotation, False, where),
+                       required, default, False)
+    if source == "header" and (param is None or param.alias is None):
+        key = name.replace("_", "-")
+    many = kind is list or typing.get_origin(kind) is list
+    if many and source in ("header", "cookie"):
+        raise TypeError(f"{where}: a list comes from the query or the form, not {source!r}")
+    return _Binder(name, key, source or "params", annotation, param,
+                   _compile(annotation, True, where), required, default, many)
+
+
+class _BindingPlan:
+    """The binders of one handler; ``bind(request)`` → ``(keyword arguments, errors)``."""
+
+    __slots__ = ("binders",)
+
+    def __init__(self, binders):
+        self.binders = binders
+
+    def bind(self, request):
+        values, errors = {}, []
+        for binder in self.binders:
+            raw, loc = self._raw(binder, request)
+            if raw is _UNBOUND:
+                if binder.required:
+                    errors.append(_error(loc, "missing", "Field required"))
+                else:
+                    values[binder.name] = binder.default
+                continue
+            convert = binder.convert
+            if binder.source == "body":
+                convert = convert[1] if isinstance(raw, MultiDict) else convert[0]
+            value = convert(raw, loc, errors) if convert is not None else raw
+            if value is not _UNBOUND:
+                values[binder.name] = value
+        return values, errors
+
+    @staticmethod
+    def _raw(binder, request):
+        """``(the raw value or _UNBOUND, its loc)`` of a binder's key in the request."""
+        source, key = binder.source, binder.key
+        if source == "params" or source == "query" or source == "form":
+            if source != "form":
+                query = request.query
+                if key in query:
+                    return (query.getall(key) if binder.many else query.get(key)), \
+                        ("query", key)
+                if source == "query":
+                    return _UNBOUND, ("query", key)
+            form = request.form
+            if key in form:
+                return (form.getall(key) if binder.many else form.get(key)), ("body", key)
+            return _UNBOUND, ("query" if source == "params" else "body", key)
+        if source == "path":
+            value = request.path_params[binder.name]
+            return (value if type(value) is str else str(value)), ("path", key)
+        if source == "body":
+            body = request.json
+            if body is None:
+                if request._body and request.form:     # a flat structure from a form
+                    return request.form, ("body",)
+                return _UNBOUND, ("body",)
+            return body, ("body",)
+        if source == "json":
+            body = request.json
+            if type(body) is dict and key in body:
+                return body[key], ("body", key)
+            return _UNBOUND, ("body", key)
+        if source == "header":
+            value = request.headers.get(key)
+            return (_UNBOUND if value is None else value), ("header", key)
+        if source == "cookie":
+            value = request.cookies.get(key)
+            return (_UNBOUND if value is None else value), ("cookie", key)
+        files = request.files                             # "files"
+        if key in files:
+            return (files.getall(key) if binder.many else files.get(key)), ("body", key)
+        return _UNBOUND, ("body", key)
+
+
+# ---- Routing ---------------------------------------------------------------------------------
+
+class RouteType(Enum):
+    """How a route's handler runs."""
+
+    sync = "sync"        #: a plain function called on the event loop thread
+    asnc = "asnc"        #: an ``async def`` awaited on the event loop
+    thread = "thread"    #: a plain function run in the thread pool
+    pool = "pool"        #: a module-level function run in a worker process
+
+
+# The members as plain globals, for the per-request paths (reading an Enum class attribute
+# costs a dozen times more than a global).
+_SYNC, _ASNC = RouteType.sync, RouteType.asnc
+
+
+# name -> (regex, converter to Python, converter to URL)
+def _quote_segment(value):
+    return quote(str(value), safe="")
+
+
+def _quote_path(value):
+    return quote(str(value), safe="/")
+
+
+def _float_to_url(value):
+    """A float as plain digits (no exponent), so the float wildcard matches it again."""
+    import decimal
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"url_for: {value!r} cannot be a float wildcard value")
+    return format(decimal.Decimal(repr(number)), "f")
+
+
+def _finite_float(text):
+    """A float wildcard's value; one that overflows to infinity is refused (400)."""
+    number = float(text)
+    if number in (_INFINITY, -_INFINITY):
+        raise OverflowError(f"{text[:20]}... is too large for a float")
+    return number
+
+
+_INFINITY = float("inf")
+_WILDCARD_FILTERS = {
+    "": (r"[^/]+", None, _quote_segment),
+    "int": (r"-?[0-9]+", int, _quote_segment),
+    "float": (r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", _finite_float, _float_to_url),
+    "path": (r".+?", None, _quote_path),
+}
+_WILDCARD_RE = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+)(?::((?:\\.|[^\\>])*))?)?>")
+# A capturing group in a user regex, to be made non-capturing (an escaped "(" is left alone).
+_CAPTURING_GROUP_RE = re.compile(r"(\\*)(\(\?P<[^>]+>|\((?!\?))")
+
+
+def _non_capturing(regex):
+    def replace(match):
+        backslashes = match.group(1)
+        if len(backslashes) % 2:
+            return match.group(0)
+        return backslashes + "(?:"
+    return _CAPTURING_GROUP_RE.sub(replace, regex)
+
+
+class _Pattern:
+    """One path pattern (``/user/<id:int>``) and the routes registered on it, by method."""
+
+    def __init__(self, path):
+        self.path = path
+        self.routes = {}              # method -> Route
+        self.converters = []          # (wildcard name, to_python or None)
+        self.builder = []             # literal strings and (name, to_url) pairs
+        regex_parts, position = [], 0
+        for match in _WILDCARD_RE.finditer(path):
+            literal = path[position:match.start()]
+            regex_parts.append(re.escape(literal))
+            self.builder.append(literal)
+            name, kind, config = match.group(1), match.group(2) or "", match.group(3)
+            if kind == "re":
+                regex, to_python, to_url = _non_capturing(config or r"[^/]+"), None, _quote_segment
+            elif kind in _WILDCARD_FILTERS:
+                regex, to_python, to_url = _WILDCARD_FILTERS[kind]
+            else:
+                raise ValueError(f"unknown wildcard filter {kind!r} in route {path!r}: "
+                                 "use int, float, path or re:REGEX")
+            if any(name == known for known, _ in self.converters):
+                raise ValueError(f"wildcard {name!r} appears twice in route {path!r}")
+            regex_parts.append((name, regex))
+            self.converters.append((name, to_python))
+            self.builder.append((name, to_url))
+            position = match.end()
+        self.builder.append(path[position:])
+        regex_parts.append(re.escape(path[position:]))
+        self.names = tuple(name for name, _ in self.converters)
+        self.typed = tuple((name, to_python) for name, to_python in self.converters if to_python)
+        self.single = self.converters[0] if len(self.converters) == 1 else None
+        self.is_static = not self.converters
+        self.regex_parts = regex_parts
+        first = path.lstrip("/").split("/", 1)[0]
+        self.first_segment = None if "<" in first else first
+
+    def regex(self):
+        """The pattern as a regex with one group per wildcard, in order (and no others)."""
+        return "".join(f"({part[1]})" if isinstance(part, tuple) else part
+                       for part in self.regex_parts)
+
+    def build(self, params):
+        parts, used = [], set()
+        for piece in self.builder:
+            if isinstance(piece, tuple):
+                name, to_url = piece
+                if name not in params:
+                    raise KeyError(f"url_for: route {self.path!r} needs a value for {name!r}")
+                parts.append(to_url(params[name]))
+                used.add(name)
+            else:
+                parts.append(piece)
+        url = "".join(parts)
+        extra = [(key, value) for key, value in params.items() if key not in used]
+        return url + ("?" + urlencode(extra, doseq=True) if extra else "")
+
+
+class _Bucket:
+    """Dynamic patterns sharing a first segment, matched by one compiled alternation."""
+
+    __slots__ = ("patterns", "_compiled", "_slots")
+
+    def __init__(self):
+        self.patterns = []
+        self._compiled = None
+        self._slots = None
+
+    def add(self, pattern):
+        self.patterns.append(pattern)
+        self._compiled = None
+
+    def _compile(self):
+        """One pattern: its own regex. Several: an alternation of ``(pattern)`` groups; the
+        group that closes last (``lastindex``) tells which one matched, and the wildcard
+        groups that follow it hold its values."""
+        if len(self.patterns) == 1:
+            self._compiled = re.compile(self.patterns[0].regex() + r"\Z", re.DOTALL)
+            self._slots = None
+            return
+        alternatives, slots, group = [], {}, 1
+        for pattern in self.patterns:
+            alternatives.append(f"({pattern.regex()})")
+            slots[group] = (pattern, group, group + len(pattern.names))
+            group += 1 + len(pattern.names)
+        self._compiled = re.compile("(?:" + "|".join(alternatives) + r")\Z", re.DOTALL)
+        self._slots = slots
+
+    def match(self, path):
+        """The first pattern matching ``path`` and its raw wildcard values, or None."""
+        if self._compiled is None:
+            self._compile()
+        found = self._compiled.match(path)
+        if found is None:
+            return None
+        if self._slots is None:
+            return self.patterns[0], found.groups()
+        pattern, start, stop = self._slots[found.lastindex]
+        return pattern, found.groups()[start:stop]
+
+    def match_all(self, path):
+        """Every matching pattern in order (slow path, used for 405s and method fallbacks)."""
+        results = []
+        for pattern in self.patterns:
+            found = re.compile(pattern.regex() + r"\Z", re.DOTALL).match(path)
+            if found:
+                results.append((pattern, found.groups()))
+        return results
+
+
+# Bumped whenever routes, hooks or middleware change anywhere: each App then composes its
+# routes' work again before its next request (App.dispatch).
+_routes_version = 0
+
+
+def _routes_changed():
+    global _routes_version
+    _routes_version += 1
+
+
+class Route:
+    """One handler for one method on one path."""
+
+    __slots__ = ("method", "path", "name", "route_type", "handler", "timeout", "stream_body",
+                 "owner", "pattern", "websocket", "binding", "__weakref__")
+
+    def __init__(self, method, path, handler, route_type, name=None, timeout=None,
+                 stream_body=False, owner=None, websocket=None):
+        self.method = method
+        self.path = path
+        self.handler = handler
+        self.route_type = route_type
+        self.name = name
+        self.timeout = timeout
+        self.stream_body = stream_body
+        self.owner = owner
+        self.pattern = None
+        self.websocket = websocket  # a WebSocket route's _WebSocketOptions (method WEBSOCKET)
+        self.binding = None         # its _BindingPlan (typed parameters), set by add_route
+
+    def __repr__(self):
+        return f"<Route {self.method} {self.path} {self.route_type.name} {self.name or ''}>"
+
+
+def _check_route_type(handler, route_type, path):
+    """Infer or validate the route type of ``handler``; raise TypeError on a mismatch."""
+    is_async = _is_coroutine_function(handler)
+    if route_type is None:
+        return RouteType.asnc if is_async else RouteType.sync
+    if isinstance(route_type, str):
+        try:
+            route_type = RouteType[route_type]
+        except KeyError:
+            raise ValueError(f"unknown route type {route_type!r}: use one of "
+                             f"{', '.join(t.name for t in RouteType)}") from None
+    name = getattr(handler, "__qualname__", repr(handler))
+    if is_async and route_type is not RouteType.asnc:
+        raise TypeError(f"route {path!r}: {name} is async def but declared RouteType."
+                        f"{route_type.name}: {route_type.name} routes must be plain functions")
+    if not is_async and route_type is RouteType.asnc:
+        raise TypeError(f"route {path!r}: {name} is a plain function but declared RouteType.asnc: "
+                        "use async def, or RouteType.sync/thread/pool")
+    if route_type is RouteType.pool and not _is_module_level_function(handler):
+        raise TypeError(f"route {path!r}: {name} cannot be a pool route: pool handlers are "
+                        "sent to worker processes by importable name, so they must be "
+                        "module-level functions (no lambda, closure, nested function or method)")
+    return route_type
+
+
+def _is_module_level_function(function):
+    """What a worker process can import by name: no lambda, closure, nested function or
+    method."""
+    qualname = getattr(function, "__qualname__", "")
+    return (inspect.isfunction(function) and "<" not in qualname and "." not in qualname
+            and getattr(function, "__module__", None) is not None)
+
+
+#: What ``websocket(path, subprotocols=..., origins=...)`` was given.
+_WebSocketOptions = namedtuple("_WebSocketOptions", "subprotocols origins")
+
+
+class Router:
+    """A table of routes with the decorators to fill it; also a mountable route group.
+
+    ``Router(prefix="/api")`` groups routes under a prefix; ``app.mount("/v1", router)``
+    adds them to an app.
+    """
+
+    def __init__(self, prefix=""):
+        self.prefix = prefix.rstrip("/")
+        self._static = {}                  # path -> _Pattern
+        self._buckets = {}                 # first literal segment -> _Bucket
+        self._wild_bucket = _Bucket()      # patterns whose first segment is a wildcard
+        self._patterns = {}                # path -> _Pattern
+        self._routes = []                  # every Route, registration order
+        self._names = {}                   # name -> Route
+        self._mounted_on = []              # (parent router, prefix) that copy our new routes
+
+    # -- registration --
+
+    def route(self, path, route_type=None, methods=("GET",), name=None, timeout=None,
+              stream_body=False, action=None):
+        """Decorator registering a handler for ``path`` (see the module docs)."""
+        if action is not None:
+            methods = action
+        if isinstance(methods, str):
+            methods = [methods]
+        methods = [method.upper() for method in methods]
+        for method in methods:
+            if not _STR_TOKEN_RE.fullmatch(method):
+                raise ValueError(f"invalid HTTP method {method!r}")
+
+        def decorator(handler):
+            kind = _check_route_type(handler, route_type, path)
+            if stream_body and kind is not RouteType.asnc:
+                raise TypeError(f"route {path!r}: stream_body=True needs an async def handler")
+            for method in methods:
+                self.add_route(Route(method, self.prefix + path, handler, kind,
+                                     name=name or handler.__name__, timeout=timeout,
+                                     stream_body=stream_body, owner=self))
+            return handler
+        return decorator
+
+    def get(self, path, route_type=None, **options):
+        """Shortcut for ``route(path, route_type, methods="GET", ...)``."""
+        return self.route(path, route_type, methods="GET", **options)
+
+    def post(self, path, route_type=None, **options):
+        """Shortcut for ``route(path, route_type, methods="POST", ...)``."""
+        return self.route(path, route_type, methods="POST", **options)
+
+    def put(self, path, route_type=None, **options):
+        """Shortcut for ``route(path, route_type, methods="PUT", ...)``."""
+        return self.route(path, route_type, methods="PUT", **options)
+
+    def patch(self, path, route_type=None, **options):
+        """Shortcut for ``route(path, route_type, methods="PATCH", ...)``."""
+        return self.route(path, route_type, methods="PATCH", **options)
+
+    def delete(self, path, route_type=None, **options):
+        """Shortcut for ``route(path, route_type, methods="DELETE", ...)``."""
+        return self.route(path, route_type, methods="DELETE", **options)
+
+    def websocket(self, path, name=None, subprotocols=None, origins=None):
+        """Decorator registering an ``async def handler(request, ws, **wildcards)`` for
+        WebSocket connections to ``path`` (SPEC: the WebSockets section of the README).
+        ``subprotocols``: those the server speaks, in its order of preference;
+        ``origins``: the ``Origin`` values allowed (else App(websocket_origins=...))."""
+        def decorator(handler):
+            if not _is_coroutine_function(handler):
+                raise TypeError(f"websocket route {path!r}: "
+                                f"{getattr(handler, '__qualname__', handler)!r} must be an "
+                                f"async def function")
+            options = _WebSocketOptions(
+                tuple(subprotocols) if subprotocols is not None else None,
+                frozenset(origins) if origins is not None else None)
+            self.add_route(Route("WEBSOCKET", self.prefix + path, handler, RouteType.asnc,
+                                 name=name or handler.__name__, owner=self,
+                                 websocket=options))
+            return handler
+        return decorator
+
+    def add_route(self, route):
+        """Register a Route object (the decorators end here)."""
+        if not route.path.startswith("/"):
+            raise ValueError(f"route path {route.path!r} must start with '/'")
+        pattern = self._patterns.get(route.path)
+        if pattern is None:
+            pattern = self._patterns[route.path] = _Pattern(route.path)
+            if pattern.is_static:
+                self._static[route.path] = pattern
+            elif pattern.first_segment is None:
+                self._wild_bucket.add(pattern)
+            else:
+                self._buckets.setdefault(pattern.first_segment, _Bucket()).add(pattern)
+        if route.websocket is None:      # typed parameters: TypeError now, not at a request
+            route.binding = _binding_plan(route.handler, route.path, set(pattern.names))
+        replaced = pattern.routes.get(route.method)
+        if replaced is not None:
+            self._routes.remove(replaced)
+        pattern.routes[route.method] = route
+        route.pattern = pattern
+        self._routes.append(route)
+        if route.name:
+            self._names[route.name] = route
+        for parent, prefix in self._mounted_on:
+            parent._add_mounted(prefix, route)
+        _routes_changed()
+        return route
+
+    def _add_mounted(self, prefix, route):
+        copy = Route(route.method, prefix + route.path, route.handler, route.route_type,
+                     name=route.name, timeout=route.timeout, stream_body=route.stream_body,
+                     owner=route.owner, websocket=route.websocket)
+        self.add_route(copy)
+
+    def mount(self, prefix, other):
+        """Serve every route of ``other`` (an App or Router) under ``prefix``.
+
+        Routes added to ``other`` later are served too; ``other``'s error handlers and
+        hooks apply to its own routes.
+        """
+        prefix = self.prefix + prefix.rstrip("/")
+        for existing in list(other._routes):
+            self._add_mounted(prefix, existing)
+        other._mounted_on.append((self, prefix))
+        return other
+
+    def resource(self, prefix, resource):
+        """Register a RESTful resource: ``list``/``create`` on ``prefix`` and
+        ``get``/``update``/``delete`` on ``prefix/<id>`` (absent methods are not routed)."""
+        if inspect.isclass(resource):
+            resource = resource()
+        base = prefix.rstrip("/")
+        label = base.strip("/").replace("/", ".") or "root"
+        plan = [("list", base or "/", ("GET",)), ("create", base or "/", ("POST",)),
+                ("get", base + "/<id>", ("GET",)), ("update", base + "/<id>", ("PUT", "PATCH")),
+                ("delete", base + "/<id>", ("DELETE",))]
+        for action, path, methods in plan:
+            handler = getattr(resource, action, None)
+            if callable(handler):
+                self.route(path, methods=methods, name=f"{label}.{action}")(handler)
+        return resource
+
+    # -- lookup --
+
+    def routes(self):
+        """Every registered Route (one per method), in registration order."""
+        return list(self._routes)
+
+    def url_for(self, name, /, **params):
+        """Build the URL of the route called ``name``; extra params become the query string."""
+        route = self._names.get(name)
+        if route is None:
+            raise KeyError(f"url_for: no route named {name!r}")
+        return route.pattern.build(params)
+
+    def _convert(self, pattern, values, path):
+        """The handler's keyword arguments from a pattern's raw values (400 if one of them
+        does not convert, e.g. an int of more digits than Python converts)."""
+        if _ENCODED_SLASH in path:
+            values = [value.replace(_ENCODED_SLASH, "/") for value in values]
+        try:
+            if pattern.single is not None:          # the usual case: one wildcard
+                name, to_python = pattern.single
+                return {name: to_python(values[0]) if to_python else values[0]}
+            params = dict(zip(pattern.names, values))
+            for name, to_python in pattern.typed:
+                params[name] = to_python(params[name])
+            return params
+        except (ValueError, OverflowError):
+            raise HTTPError(400, "path has the wrong format") from None
+
+    def _buckets_for(self, path):
+        end = path.find("/", 1)
+        return self._buckets.get(path[1:end] if end > 0 else path[1:]), self._wild_bucket
+
+    def _first_match(self, path):
+        """``(pattern, raw values)`` of the first dynamic pattern matching ``path``, or None."""
+        end = path.find("/", 1)                     # _buckets_for, without a call
+        bucket = self._buckets.get(path[1:end] if end > 0 else path[1:])
+        found = bucket.match(path) if bucket is not None else None
+        if found is None and self._wild_bucket.patterns:
+            found = self._wild_bucket.match(path)
+        return found
+
+    def _all_matches(self, path):
+        return [found for bucket in self._buckets_for(path) if bucket is not None
+                for found in bucket.match_all(path)]
+
+    def find(self, method, path):
+        """Find the route for ``method`` and ``path``.
+
+        Returns ``(route, params, allowed)``: ``route`` is None when nothing matches
+        (``allowed`` is None: 404) or when the path exists without this method
+        (``allowed`` lists the methods for 405 / OPTIONS).
+        """
+        pattern = self._static.get(path)
+        if pattern is not None:            # the usual outcomes first
+            route = pattern.routes.get(method) or (method == "HEAD" and pattern.routes.get("GET"))
+            if route:
+                return route, {}, None
+        else:
+            found = self._first_match(path)
+            if found is not None:
+                pattern, values = found
+                route = (pattern.routes.get(method)
+                         or (method == "HEAD" and pattern.routes.get("GET")))
+                if route:
+                    return route, self._convert(pattern, values, path), None
+        return self._find_slowly(method, path)
+
+    def _find_slowly(self, method, path):
+        """``find`` when the first match lacks the method: later patterns, else the Allow
+        list of every pattern that matches (405), else nothing (404)."""
+        allowed = set()
+        pattern = self._static.get(path)
+        if pattern is not None:
+            allowed.update(_allowed_methods(pattern.routes))
+        if self._first_match(path) is not None:
+            for pattern, values in self._all_matches(path):
+                route = (pattern.routes.get(method)
+                         or (method == "HEAD" and pattern.routes.get("GET")))
+                if route:
+                    return route, self._convert(pattern, values, path), None
+                allowed.update(_allowed_methods(pattern.routes))
+        if not allowed:
+            return None, None, None
+        if allowed != {"WEBSOCKET"}:
+            allowed.discard("WEBSOCKET")     # with other methods: they are the Allow list
+        return None, {}, sorted(allowed)
+
+
+def _allowed_methods(routes):
+    """The Allow list of a path's routes; ``["WEBSOCKET"]`` for a WebSocket-only path (a
+    plain request there gets 426)."""
+    allowed = set(routes)
+    if allowed == {"WEBSOCKET"}:
+        return ["WEBSOCKET"]
+    allowed = (allowed - {"WEBSOCKET"}) | {"OPTIONS"}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
 
 
 # ---- Request ---------------------------------------------------------------------------------
@@ -2224,6 +2792,8 @@ def _to_response(result):
         return Response(json_dumps(result), 200, content_type="application/json")
     if result is None:
         return Response(None, 204)
+    if hasattr(type(result), "__dataclass_fields__"):       # a dataclass: JSON
+        return Response(json_dumps(result), 200, content_type="application/json")
     if isinstance(result, tuple) and 2 <= len(result) <= 3:
         response = to_response(result[0])
         response.status = int(result[1])
@@ -6280,6 +6850,19 @@ def _websocket_runner(app, route):
     return run
 
 
+def _bound(plan, run):
+    """``run`` after a route's _BindingPlan: with the handler's typed arguments among the
+    path parameters, or, when any value is missing or invalid, a 422 listing every error —
+    before anything is scheduled, so a pool worker never sees an invalid request."""
+    def bound(request):
+        values, errors = plan.bind(request)
+        if errors:
+            return JSONResponse({"detail": errors}, 422)
+        request.path_params = {**request.path_params, **values}
+        return run(request)
+    return bound
+
+
 def _timed(route, run, threshold):
     """``run``, timed: the handler's start and end go on the request (for Server-Timing),
     and a run longer than ``threshold`` seconds (if not None) is logged."""
@@ -7793,6 +8376,8 @@ class App(Router):
         runner = _websocket_runner if route.websocket is not None else (
             _RUNNERS[route.route_type])
         run = runner(self, route)
+        if route.binding is not None:
+            run = _bound(route.binding, run)
         if self.debug or self.slow_handler_threshold is not None:
             run = _timed(route, run, self.slow_handler_threshold)
         return run
