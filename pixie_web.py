@@ -937,8 +937,10 @@ class MultipartParser:
 # annotations (SPEC 14). Each route's _BindingPlan is worked out once, when the route is
 # registered: one converter per parameter, compiled from its annotation, and where its value
 # comes from. At a request the plan either gives the handler's keyword arguments or lists
-# every error (the 422's "detail"). Converters are ``convert(value, loc, errors)``: they
-# return the converted value, or _UNBOUND after appending their errors (with ``loc``, the
+# every error (the 422's "detail"). Converters are ``convert(value, errors)``: they return
+# the converted value, or _UNBOUND after appending their errors, each with its ``loc``
+# relative to the value (a converter of a list or an object puts the index or field in
+# front of its items' errors): no loc is built while values are valid. Text converters
 # path to the value). Text converters read strings (query, form, header, cookie, path);
 # JSON converters read parsed JSON.
 
@@ -975,17 +977,14 @@ class Param:
         return f"Param({given})"
 
 
-class _Invalid(Exception):
-    """A scalar that does not convert: the error's ``type`` and ``msg``."""
-
-    def __init__(self, kind, message):
-        super().__init__(kind, message)
-        self.kind = kind
-        self.message = message
+def _error(kind, message):
+    return {"loc": [], "msg": message, "type": kind}
 
 
-def _error(loc, kind, message):
-    return {"loc": list(loc), "msg": message, "type": kind}
+def _located(errors, mark, *keys):
+    """Put ``keys`` in front of the loc of the errors added since ``mark``."""
+    for error in errors[mark:]:
+        error["loc"][0:0] = keys
 
 
 def _unwrap(annotation):
@@ -1038,32 +1037,34 @@ def _choices(values):
 
 
 def _scalar(kind, text):
-    """The function converting one scalar of type ``kind`` (raising _Invalid), from a
-    string when ``text``, else from a parsed JSON value; None when ``kind`` is no scalar."""
+    """The converter of one scalar of type ``kind``, from a string when ``text``, else from a
+    parsed JSON value; None when ``kind`` is no scalar."""
     import decimal
     import enum
     import typing
     import uuid
     from datetime import date, datetime
     if kind is str or kind is typing.Any:
-        def convert(value):
+        def convert(value, errors):
             if type(value) is not str:
-                raise _Invalid("string_type", "Input should be a valid string")
+                errors.append(_error("string_type", "Input should be a valid string"))
+                return _UNBOUND
             return value
         return convert
     if kind is bool:
-        def convert(value):
+        def convert(value, errors):
             if type(value) is bool and not text:
                 return value
             if type(value) is str:
                 word = _BOOL_WORDS.get(value.lower())
                 if word is not None:
                     return word
-            raise _Invalid("bool_parsing", "Input should be a valid boolean, unable to "
-                                           "interpret input")
+            errors.append(_error("bool_parsing", "Input should be a valid boolean, unable "
+                                                 "to interpret input"))
+            return _UNBOUND
         return convert
     if kind is int:
-        def convert(value):
+        def convert(value, errors):
             kind_of = type(value)
             if kind_of is int:
                 return value
@@ -1071,12 +1072,13 @@ def _scalar(kind, text):
                 return int(value)
             if kind_of is float and value.is_integer():
                 return int(value)
-            raise _Invalid("int_parsing", "Input should be a valid integer, unable to "
-                                          "parse string as an integer" if kind_of is str
-                           else "Input should be a valid integer")
+            errors.append(_error("int_parsing", "Input should be a valid integer, unable to "
+                                                "parse string as an integer" if kind_of is str
+                                 else "Input should be a valid integer"))
+            return _UNBOUND
         return convert
     if kind is float:
-        def convert(value):
+        def convert(value, errors):
             kind_of = type(value)
             if kind_of is float or kind_of is int:
                 return float(value)
@@ -1085,11 +1087,12 @@ def _scalar(kind, text):
                     return float(value)
                 except ValueError:
                     pass
-            raise _Invalid("float_parsing", "Input should be a valid number, unable to parse "
-                                            "string as a number")
+            errors.append(_error("float_parsing", "Input should be a valid number, unable "
+                                                  "to parse string as a number"))
+            return _UNBOUND
         return convert
     if kind is decimal.Decimal:
-        def convert(value):
+        def convert(value, errors):
             if type(value) in (str, int, float):
                 try:
                     number = decimal.Decimal(str(value))
@@ -1098,7 +1101,8 @@ def _scalar(kind, text):
                 else:
                     if number.is_finite():
                         return number
-            raise _Invalid("decimal_parsing", "Input should be a valid decimal")
+            errors.append(_error("decimal_parsing", "Input should be a valid decimal"))
+            return _UNBOUND
         return convert
     parsers = {uuid.UUID: ("uuid_parsing", "Input should be a valid UUID", uuid.UUID),
                datetime: ("datetime_parsing", "Input should be a valid datetime",
@@ -1107,13 +1111,14 @@ def _scalar(kind, text):
     if kind in parsers:
         error_kind, message, parse = parsers[kind]
 
-        def convert(value):
+        def convert(value, errors):
             if type(value) is str:
                 try:
                     return parse(value)
                 except ValueError:
                     pass
-            raise _Invalid(error_kind, message)
+            errors.append(_error(error_kind, message))
+            return _UNBOUND
         return convert
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         by_text = {str(member.value): member for member in kind}
@@ -1121,12 +1126,13 @@ def _scalar(kind, text):
                     if isinstance(member.value, typing.Hashable)}
         message = f"Input should be {_choices([member.value for member in kind])}"
 
-        def convert(value):
+        def convert(value, errors):
             member = by_text.get(value) if type(value) is str else None
             if member is None and not text and isinstance(value, typing.Hashable):
                 member = by_value.get(value)
             if member is None:
-                raise _Invalid("enum", message)
+                errors.append(_error("enum", message))
+                return _UNBOUND
             return member
         return convert
     if typing.get_origin(kind) is typing.Literal:
@@ -1135,13 +1141,14 @@ def _scalar(kind, text):
                    for value in allowed}
         message = f"Input should be {_choices(allowed)}"
 
-        def convert(value):
+        def convert(value, errors):
             if type(value) is str and text:
                 if value in by_text:
                     return by_text[value]
             elif value in allowed and type(value) in {type(each) for each in allowed}:
                 return value
-            raise _Invalid("literal_error", message)
+            errors.append(_error("literal_error", message))
+            return _UNBOUND
         return convert
     return None
 
@@ -1179,21 +1186,21 @@ def _constrained(convert, param, kind, where):
     subject, noun = ("String", "character") if kind is str else ("List", "item")
     prefix = "string_" if kind is str else ""
 
-    def checked(value, loc, errors):
-        value = convert(value, loc, errors)
+    def checked(value, errors):
+        value = convert(value, errors)
         if value is _UNBOUND or value is None:
             return value
         for bound, error_kind, test, words in bounds:
             if not test(value, bound):
-                errors.append(_error(loc, error_kind, f"Input should be {words} {bound}"))
+                errors.append(_error(error_kind, f"Input should be {words} {bound}"))
                 return _UNBOUND
         for bound, error_kind, test, words in lengths:
             if not test(len(value), bound):
-                errors.append(_error(loc, prefix + error_kind, f"{subject} should have "
+                errors.append(_error(prefix + error_kind, f"{subject} should have "
                                      f"{words} {bound} {noun}{'' if bound == 1 else 's'}"))
                 return _UNBOUND
         if pattern is not None and pattern.search(value) is None:
-            errors.append(_error(loc, "string_pattern_mismatch",
+            errors.append(_error("string_pattern_mismatch",
                                  f"String should match pattern '{param.pattern}'"))
             return _UNBOUND
         return value
@@ -1209,8 +1216,8 @@ def _compile(annotation, text, where, _seen=None):
     if optional:
         inner = convert
 
-        def convert(value, loc, errors):
-            return None if value is None else inner(value, loc, errors)
+        def convert(value, errors):
+            return None if value is None else inner(value, errors)
     return convert
 
 
@@ -1218,26 +1225,23 @@ def _compile_kind(kind, text, where, seen):
     import typing
     scalar = _scalar(kind, text)
     if scalar is not None:
-        def convert(value, loc, errors):
-            try:
-                return scalar(value)
-            except _Invalid as invalid:
-                errors.append(_error(loc, invalid.kind, invalid.message))
-                return _UNBOUND
-        return convert
+        return scalar
     origin = typing.get_origin(kind)
     if kind is list or origin is list:
         (item,) = typing.get_args(kind) or (str,)
         item_convert = _compile(item, text, where, seen)
 
-        def convert(value, loc, errors):
+        def convert(value, errors):
             if type(value) is not list:
-                errors.append(_error(loc, "list_type", "Input should be a valid list"))
+                errors.append(_error("list_type", "Input should be a valid list"))
                 return _UNBOUND
             result, failed = [], False
             for index, each in enumerate(value):
-                converted = item_convert(each, (*loc, index), errors)
-                failed = failed or converted is _UNBOUND
+                mark = len(errors)
+                converted = item_convert(each, errors)
+                if converted is _UNBOUND:
+                    _located(errors, mark, index)
+                    failed = True
                 result.append(converted)
             return _UNBOUND if failed else result
         return convert
@@ -1247,14 +1251,17 @@ def _compile_kind(kind, text, where, seen):
             raise TypeError(f"{where}: only dict[str, X] can be bound (JSON keys are strings)")
         value_convert = _compile(value_type, False, where, seen)
 
-        def convert(value, loc, errors):
+        def convert(value, errors):
             if type(value) is not dict:
-                errors.append(_error(loc, "dict_type", "Input should be a valid dictionary"))
+                errors.append(_error("dict_type", "Input should be a valid dictionary"))
                 return _UNBOUND
             result, failed = {}, False
             for key, each in value.items():
-                converted = value_convert(each, (*loc, key), errors)
-                failed = failed or converted is _UNBOUND
+                mark = len(errors)
+                converted = value_convert(each, errors)
+                if converted is _UNBOUND:
+                    _located(errors, mark, key)
+                    failed = True
                 result[key] = converted
             return _UNBOUND if failed else result
         return convert
@@ -1294,30 +1301,34 @@ def _compile_structure(kind, text, where, seen):
     dataclass's own default and default_factory apply)."""
     key = (kind, text)
     if key in seen:                          # a recursive structure: its converter to come
-        return lambda value, loc, errors: seen[key](value, loc, errors)
+        return lambda value, errors: seen[key](value, errors)
     seen[key] = None
     fields = [(name, _compile(annotation, text, f"{where}: field {name!r}", seen), required)
               for name, annotation, required, _ in _structure_fields(kind)]
     build = dict if _is_typeddict(kind) else kind
     name_of = kind.__name__
 
-    def convert(value, loc, errors):
+    def convert(value, errors):
         if text:
             value = {field_name: value.get(field_name) for field_name, *_ in fields
                      if field_name in value}           # a MultiDict of form fields
         elif type(value) is not dict:
-            errors.append(_error(loc, "dict_type", f"Input should be a valid dictionary or "
+            errors.append(_error("dict_type", f"Input should be a valid dictionary or "
                                                    f"object to build {name_of}"))
             return _UNBOUND
         arguments, failed = {}, False
         for field_name, field_convert, required in fields:
             if field_name not in value:
                 if required:
-                    errors.append(_error((*loc, field_name), "missing", "Field required"))
+                    errors.append({"loc": [field_name], "msg": "Field required",
+                                   "type": "missing"})
                     failed = True
                 continue
-            converted = field_convert(value[field_name], (*loc, field_name), errors)
-            failed = failed or converted is _UNBOUND
+            mark = len(errors)
+            converted = field_convert(value[field_name], errors)
+            if converted is _UNBOUND:
+                _located(errors, mark, field_name)
+                failed = True
             arguments[field_name] = converted
         return _UNBOUND if failed else build(**arguments)
     seen[key] = convert
@@ -1412,72 +1423,109 @@ def _binder(name, annotation, required, default, where, is_wildcard):
 
 
 class _BindingPlan:
-    """The binders of one handler; ``bind(request)`` → ``(keyword arguments, errors)``."""
+    """The binders of one handler; ``bind(request)`` → ``(keyword arguments, errors)``.
+    Each binder's fetch (where its raw value is, by source) is chosen once, here."""
 
-    __slots__ = ("binders",)
+    __slots__ = ("binders", "_steps")
 
     def __init__(self, binders):
         self.binders = binders
+        self._steps = tuple((binder, _FETCHERS[binder.source], binder.convert,
+                             binder.source == "body") for binder in binders)
 
     def bind(self, request):
         values, errors = {}, []
-        for binder in self.binders:
-            raw, loc = self._raw(binder, request)
+        for binder, fetch, convert, is_body in self._steps:
+            raw, where = fetch(binder, request)
             if raw is _UNBOUND:
                 if binder.required:
-                    errors.append(_error(loc, "missing", "Field required"))
+                    errors.append({"loc": ["body"] if is_body else [where, binder.key],
+                                   "msg": "Field required", "type": "missing"})
                 else:
                     values[binder.name] = binder.default
                 continue
-            convert = binder.convert
-            if binder.source == "body":
-                convert = convert[1] if isinstance(raw, MultiDict) else convert[0]
-            value = convert(raw, loc, errors) if convert is not None else raw
-            if value is not _UNBOUND:
+            if is_body:         # (the JSON converter, or the form's for a flat structure)
+                convert = convert[1] if type(raw) is MultiDict else convert[0]
+            elif convert is None:               # files: FileUpload objects as they are
+                values[binder.name] = raw
+                continue
+            mark = len(errors)
+            value = convert(raw, errors)
+            if value is _UNBOUND:
+                if is_body:
+                    _located(errors, mark, "body")
+                else:
+                    _located(errors, mark, where, binder.key)
+            else:
                 values[binder.name] = value
         return values, errors
 
-    @staticmethod
-    def _raw(binder, request):
-        """``(the raw value or _UNBOUND, its loc)`` of a binder's key in the request."""
-        source, key = binder.source, binder.key
-        if source == "params" or source == "query" or source == "form":
-            if source != "form":
-                query = request.query
-                if key in query:
-                    return (query.getall(key) if binder.many else query.get(key)), \
-                        ("query", key)
-                if source == "query":
-                    return _UNBOUND, ("query", key)
-            form = request.form
-            if key in form:
-                return (form.getall(key) if binder.many else form.get(key)), ("body", key)
-            return _UNBOUND, ("query" if source == "params" else "body", key)
-        if source == "path":
-            value = request.path_params[binder.name]
-            return (value if type(value) is str else str(value)), ("path", key)
-        if source == "body":
-            body = request.json
-            if body is None:
-                if request._body and request.form:     # a flat structure from a form
-                    return request.form, ("body",)
-                return _UNBOUND, ("body",)
-            return body, ("body",)
-        if source == "json":
-            body = request.json
-            if type(body) is dict and key in body:
-                return body[key], ("body", key)
-            return _UNBOUND, ("body", key)
-        if source == "header":
-            value = request.headers.get(key)
-            return (_UNBOUND if value is None else value), ("header", key)
-        if source == "cookie":
-            value = request.cookies.get(key)
-            return (_UNBOUND if value is None else value), ("cookie", key)
-        files = request.files                             # "files"
-        if key in files:
-            return (files.getall(key) if binder.many else files.get(key)), ("body", key)
-        return _UNBOUND, ("body", key)
+
+# Where each source's raw value is: fetch(binder, request) → (value or _UNBOUND, the first
+# element of its loc). The query and the form are MultiDicts: read through their dict of
+# value lists (one lookup instead of two method calls).
+
+def _values(multidict, binder):
+    values = multidict._data.get(binder.key)
+    if not values:
+        return _UNBOUND
+    return list(values) if binder.many else values[-1]
+
+
+def _fetch_params(binder, request):
+    value = _values(request.query, binder)
+    if value is not _UNBOUND:
+        return value, "query"
+    value = _values(request.form, binder)
+    return value, ("query" if value is _UNBOUND else "body")
+
+
+def _fetch_query(binder, request):
+    return _values(request.query, binder), "query"
+
+
+def _fetch_form(binder, request):
+    return _values(request.form, binder), "body"
+
+
+def _fetch_path(binder, request):
+    value = request.path_params[binder.name]
+    return (value if type(value) is str else str(value)), "path"
+
+
+def _fetch_body(binder, request):
+    body = request.json
+    if body is None:
+        if request._body and request.form:      # a flat structure from a form
+            return request.form, "body"
+        return _UNBOUND, "body"
+    return body, "body"
+
+
+def _fetch_json(binder, request):
+    body = request.json
+    if type(body) is dict and binder.key in body:
+        return body[binder.key], "body"
+    return _UNBOUND, "body"
+
+
+def _fetch_header(binder, request):
+    value = request.headers.get(binder.key)
+    return (_UNBOUND if value is None else value), "header"
+
+
+def _fetch_cookie(binder, request):
+    value = request.cookies.get(binder.key)
+    return (_UNBOUND if value is None else value), "cookie"
+
+
+def _fetch_files(binder, request):
+    return _values(request.files, binder), "body"
+
+
+_FETCHERS = {"params": _fetch_params, "query": _fetch_query, "form": _fetch_form,
+             "path": _fetch_path, "body": _fetch_body, "json": _fetch_json,
+             "header": _fetch_header, "cookie": _fetch_cookie, "files": _fetch_files}
 
 
 # ---- Routing ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #   bash bench/run.sh --quick    # about 5 minutes
 #   bash bench/run.sh --help     # every option
 #   bash bench/run.sh ws         # the WebSocket echo benchmark (bench/ws_echo.py)
+#   bash bench/run.sh typed      # the typed endpoint benchmark (bench/typed_bench.py)
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
@@ -30,8 +31,8 @@ if [ ! -f "$STAMP" ]; then
 fi
 
 export BENCH_COMMAND="bash bench/run.sh${*:+ $*}"
-if [ "${1:-}" = ws ]; then     # the WebSocket echo benchmark
-    shift
-    cd "$BENCH" && exec "$VENV/bin/python" "$BENCH/ws_echo.py" "$@"
-fi
+case "${1:-}" in
+    ws) shift; cd "$BENCH" && exec "$VENV/bin/python" "$BENCH/ws_echo.py" "$@" ;;
+    typed) shift; cd "$BENCH" && exec "$VENV/bin/python" "$BENCH/typed_bench.py" "$@" ;;
+esac
 exec "$VENV/bin/python" "$BENCH/run.py" "$@"
