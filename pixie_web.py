@@ -5730,6 +5730,7 @@ class HTTPProtocol:
     An asyncio protocol by its methods (asyncio and uvloop need no base class for it)."""
 
     _arrived = 0.0      # when the latest bytes arrived (set by _TimedHTTPProtocol only)
+    fresh = True        # no request has arrived yet (see _Server.stop)
 
     def __init__(self, server):
         self.server = server
@@ -5904,6 +5905,7 @@ class HTTPProtocol:
                           head.query_string, head.http_version, section, b"",
                           self.remote_addr, server.scheme, head.target_host, app)
         request._server = server
+        self.fresh = False
         if server.stamp_requests:
             request.started = time.monotonic()
             request._arrived = self._arrived
@@ -7878,6 +7880,7 @@ def _in_daemonic_process():
 # The sweep that enforces deadlines runs five times per shortest timeout, within these bounds.
 _SWEEP_MIN, _SWEEP_MAX = 0.02, 1.0
 _SHUTDOWN_POLL = 0.02   # seconds between looks for connections gone idle during a shutdown
+_FIRST_REQUEST_GRACE = 0.5   # for a new connection's first request, once shutdown began
 _CANCEL_GRACE = 1.0     # seconds cancelled handlers and streams get to finish at shutdown
 
 
@@ -7999,10 +8002,15 @@ class _Server:
         deadline = self.loop.time() + self.app.shutdown_timeout
         for websocket in list(self.websockets):
             websocket.going_away()              # 1001; their handlers then end
+        # A connection accepted just before the listener closed may not have sent its first
+        # request yet: it gets a moment to, then is answered (a rolling replacement of
+        # serving processes must not drop it).
+        patience = self.loop.time() + _FIRST_REQUEST_GRACE
         while ((self.connections or self.websockets) and self.loop.time() < deadline
                and not self.hurry):
             for connection in list(self.connections):
-                if connection.is_idle():
+                if connection.is_idle() and (not connection.fresh
+                                             or self.loop.time() > patience):
                     connection._close()
             if self.connections or self.websockets:
                 await asyncio.sleep(_SHUTDOWN_POLL)

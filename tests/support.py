@@ -4,7 +4,8 @@
   on 127.0.0.1 and a free port, with the accelerators on or off; ``ChildServer`` runs any
   command; both are stopped by pid (``stop``, or ``stop_with_children`` for a server that
   started processes of its own).  ``start_script`` and ``run_script`` run Python source as
-  a user would; ``descendants_of`` and friends read the process tree from /proc.
+  a user would; ``descendants_of``, ``children_of`` and friends read the process tree from
+  /proc.
 - The one raw-socket client, ``Client``: connect, send, read one response at a time with a
   deadline, read until the server closes, and the few odd moves a protocol test needs
   (half-close, one byte per send, pushing without reading, nudging a slow request along).
@@ -207,6 +208,12 @@ def descendants_of(pid):
                 found[child] = start_of[child]
                 frontier.append(child)
     return found
+
+
+def children_of(pid):
+    """The pids of the live (non-zombie) processes whose parent is ``pid``."""
+    return {child for child in descendants_of(pid)
+            if (stat := proc_stat(child)) is not None and stat[1] == pid}
 
 
 def _same_process_alive(pid, starttime):
