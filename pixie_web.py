@@ -4601,8 +4601,9 @@ class HTTP11Connection:
     def next_events(self, max_heads):
         """The events the buffered bytes complete, in order, with at most ``max_heads``
         request heads. A head announcing a body ends the batch, so that the front end
-        decides whether to read it (or skip_body()) before any of its Data. A
-        ProtocolError event is the last one ever."""
+        decides whether to read it (or skip_body()) before any of its Data; so does a head
+        asking to upgrade the connection: what follows it may not be HTTP. A ProtocolError
+        event is the last one ever."""
         events = []
         buffer = self.buffer
         try:
@@ -4624,7 +4625,7 @@ class HTTP11Connection:
                         self._reader = ContentLengthReader(head.section.content_length)
                     else:
                         events.append(END_OF_MESSAGE)
-                        if not buffer:
+                        if not buffer or head.section.upgrade:
                             break           # the usual packet: one whole head
                         continue
                     self._goto(_BODY)
@@ -5731,6 +5732,7 @@ class HTTPProtocol:
 
     _arrived = 0.0      # when the latest bytes arrived (set by _TimedHTTPProtocol only)
     fresh = True        # no request has arrived yet (see _Server.stop)
+    _upgrading = False  # a WebSocket handshake is being answered: read no more HTTP
 
     def __init__(self, server):
         self.server = server
@@ -5871,6 +5873,10 @@ class HTTPProtocol:
         if one came."""
         connection = self._connection
         while True:
+            if self._upgrading:     # the bytes after a WebSocket handshake wait for its answer
+                if data is not None:
+                    connection.receive_data(data)
+                return None
             room = self.app.max_pipelined - len(self._queue)
             if data is not None:
                 events, data = connection.receive(data, room), None
@@ -5912,8 +5918,9 @@ class HTTPProtocol:
         request._keep_alive = section.keep_alive and not server.shutting_down
         app.route_request(request, path, section.content_length, section.upgrade)
         if (section.upgrade and request.route is not None
-                and request.route.websocket is not None):
+                and request.route.websocket is not None and request._routing_outcome is None):
             request._websocket_channel = _WebSocketProtocol(self, request)
+            self._upgrading = True
         has_body = section.chunked or bool(section.content_length)
         if request._routing_outcome is not None or not has_body:
             if has_body:      # refused: a body we will not read; answer, then close
@@ -6080,6 +6087,7 @@ class HTTPProtocol:
         if request._switched:           # a WebSocket, over: its protocol had the transport
             self._handed_over(request, response.status)
             return
+        self._upgrading = False         # (a refused handshake: HTTP goes on)
         if isinstance(response, FileResponse):
             response._prepare(request)
         head, body, keep_alive = serialize_head(response, request.http_version,
