@@ -272,17 +272,11 @@ def _json_dumps_stdlib(data):
     return _json_encoder.encode(data).encode("utf-8")
 
 
-if ujson is not None:
-    def json_dumps(data):
-        """Serialise ``data`` to compact UTF-8 JSON bytes."""
-        try:
-            return ujson.dumps(data, ensure_ascii=False, escape_forward_slashes=False).encode()
-        except (TypeError, OverflowError):
-            return _json_dumps_stdlib(data)
-    json_loads = ujson.loads
-else:
-    json_dumps = _json_dumps_stdlib
-    json_loads = json.loads
+# Writing JSON is the standard library's in every build: ujson writes a Decimal as a float
+# (losing digits, and not the string SPEC 14 asks for), and a small document costs about
+# the same either way with the encoder reused. ujson reads JSON when installed.
+json_dumps = _json_dumps_stdlib
+json_loads = ujson.loads if ujson is not None else json.loads
 
 
 def _is_json_type(media_type):
@@ -987,11 +981,13 @@ def _located(errors, mark, *keys):
         error["loc"][0:0] = keys
 
 
-def _unwrap(annotation):
-    """``(type, Param or None, optional)`` of an annotation: Annotated and ``X | None``
-    taken apart."""
+def _unwrap(annotation, where):
+    """``(type, Param or None, optional)`` of an annotation: Annotated, ``X | None`` and a
+    TypedDict's Required/NotRequired taken apart."""
     import typing
     param = None
+    if typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
+        (annotation,) = typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
         param = next((extra for extra in annotation.__metadata__
                       if isinstance(extra, Param)), None)
@@ -1001,7 +997,8 @@ def _unwrap(annotation):
         members = [member for member in typing.get_args(annotation) if member is not type(None)]
         optional = len(members) < len(typing.get_args(annotation))
         if len(members) != 1:
-            raise TypeError(f"{annotation!r}: a union other than X | None cannot be bound")
+            raise TypeError(f"{where}: {annotation!r} cannot be bound: the only union "
+                            f"bound is X | None")
         annotation = members[0]
         if typing.get_origin(annotation) is typing.Annotated:
             inner_param = next((extra for extra in annotation.__metadata__
@@ -1210,7 +1207,7 @@ def _constrained(convert, param, kind, where):
 def _compile(annotation, text, where, _seen=None):
     """The converter of ``annotation`` (see the section comment); TypeError naming
     ``where`` if it cannot be bound."""
-    kind, param, optional = _unwrap(annotation)
+    kind, param, optional = _unwrap(annotation, where)
     convert = _compile_kind(kind, text, where, {} if _seen is None else _seen)
     convert = _constrained(convert, param, kind, where)
     if optional:
@@ -1266,7 +1263,10 @@ def _compile_kind(kind, text, where, seen):
             return _UNBOUND if failed else result
         return convert
     if _is_structure(kind):
-        return _compile_structure(kind, text, where, seen)
+        if text:
+            raise TypeError(f"{where}: a dataclass or TypedDict comes from a JSON body (a "
+                            f"form or the path holds only flat values)")
+        return _compile_structure(kind, False, where, seen)
     raise TypeError(f"{where}: {getattr(kind, '__name__', kind)!r} cannot be bound from a "
                     f"request (use str, int, float, bool, Decimal, UUID, date, datetime, an "
                     f"Enum, Literal, list[...], dict[str, ...], X | None, a dataclass, a "
@@ -1299,22 +1299,29 @@ def _compile_structure(kind, text, where, seen):
     """The converter of a dataclass or TypedDict: an object (a dict, or the form's fields
     when ``text``), field by field; missing fields with defaults keep them (left out, so a
     dataclass's own default and default_factory apply)."""
+    import typing
     key = (kind, text)
     if key in seen:                          # a recursive structure: its converter to come
         return lambda value, errors: seen[key](value, errors)
     seen[key] = None
-    fields = [(name, _compile(annotation, text, f"{where}: field {name!r}", seen), required)
-              for name, annotation, required, _ in _structure_fields(kind)]
+    fields, repeated = [], set()
+    for name, annotation, required, _ in _structure_fields(kind):
+        where_field = f"{where}: field {name!r}"
+        fields.append((name, _compile(annotation, text, where_field, seen), required))
+        field_kind = _unwrap(annotation, where_field)[0]
+        if field_kind is list or typing.get_origin(field_kind) is list:
+            repeated.add(name)         # from a form: every value of the repeated key
     build = dict if _is_typeddict(kind) else kind
     name_of = kind.__name__
 
     def convert(value, errors):
-        if text:
-            value = {field_name: value.get(field_name) for field_name, *_ in fields
-                     if field_name in value}           # a MultiDict of form fields
+        if text:                       # a MultiDict of form fields
+            value = {field_name: value.getall(field_name) if field_name in repeated
+                     else value.get(field_name) for field_name, *_ in fields
+                     if field_name in value}
         elif type(value) is not dict:
             errors.append(_error("dict_type", f"Input should be a valid dictionary or "
-                                                   f"object to build {name_of}"))
+                                              f"object to build {name_of}"))
             return _UNBOUND
         arguments, failed = {}, False
         for field_name, field_convert, required in fields:
@@ -1379,15 +1386,17 @@ def _binding_plan(handler, path, wildcards, skip_first=True):
         required = default is inspect.Parameter.empty
         binders.append(_binder(parameter.name, annotation, required, default, where,
                                parameter.name in wildcards))
-    if sum(binder.source == "body" for binder in binders) > 1:
-        raise TypeError(f"route {path!r}: {name} has more than one body parameter (a "
-                        f"dataclass or TypedDict): use one, with the others as its fields")
+    bodies = [binder.name for binder in binders if binder.source == "body"]
+    if len(bodies) > 1:
+        raise TypeError(f"route {path!r}: {name} has more than one body parameter "
+                        f"({', '.join(map(repr, bodies))}: dataclasses or TypedDicts): use "
+                        f"one, with the others as its fields")
     return _BindingPlan(tuple(binders))
 
 
 def _binder(name, annotation, required, default, where, is_wildcard):
     import typing
-    kind, param, optional = _unwrap(annotation)
+    kind, param, optional = _unwrap(annotation, where)
     source = param.source if param is not None and param.source else None
     key = param.alias if param is not None and param.alias else name
     many = False
@@ -1396,6 +1405,8 @@ def _binder(name, annotation, required, default, where, is_wildcard):
     if is_wildcard:
         if source is not None:
             raise TypeError(f"{where}: a path wildcard comes from the path, not {source!r}")
+        if kind is list or list_item is not None:
+            raise TypeError(f"{where}: a path wildcard holds one value, not a list")
         return _Binder(name, name, "path", annotation, param,
                        _compile(annotation, True, where), True, default, False)
     if kind is FileUpload or list_item is FileUpload:
@@ -1408,7 +1419,7 @@ def _binder(name, annotation, required, default, where, is_wildcard):
             raise TypeError(f"{where}: a dataclass or TypedDict comes from the body, not "
                             f"{source!r}")
         return _Binder(name, key, "body", annotation, param,
-                       (_compile(annotation, False, where), _compile(annotation, True, where)),
+                       (_compile(annotation, False, where), _form_structure(kind, where)),
                        required, default, False)
     if source == "json":
         return _Binder(name, key, "json", annotation, param, _compile(annotation, False, where),
@@ -1420,6 +1431,15 @@ def _binder(name, annotation, required, default, where, is_wildcard):
         raise TypeError(f"{where}: a list comes from the query or the form, not {source!r}")
     return _Binder(name, key, source or "params", annotation, param,
                    _compile(annotation, True, where), required, default, many)
+
+
+def _form_structure(kind, where):
+    """The converter of a dataclass or TypedDict from a form's fields, or None when it is
+    not flat (then it comes from a JSON body only)."""
+    try:
+        return _compile_structure(kind, True, where, {})
+    except TypeError:
+        return None
 
 
 class _BindingPlan:
@@ -1496,8 +1516,8 @@ def _fetch_path(binder, request):
 def _fetch_body(binder, request):
     body = request.json
     if body is None:
-        if request._body and request.form:      # a flat structure from a form
-            return request.form, "body"
+        if binder.convert[1] is not None and request._body and request.form:
+            return request.form, "body"         # a flat structure from a form
         return _UNBOUND, "body"
     return body, "body"
 
