@@ -5595,6 +5595,8 @@ class _WebSocketProtocol:
         self.transport = self.http.switch_protocols(head, self)
         self.server.websockets.add(self)
         self._schedule_ping()
+        if self.server.shutting_down:       # accepted while the server stops: 1001 now
+            self.going_away()
 
     async def receive(self):
         messages = self._messages
@@ -5723,8 +5725,14 @@ class _WebSocketProtocol:
         self._schedule_ping()
 
     def _no_pong(self):
-        """No pong in time: a 1011 close, then the TCP connection is closed at once."""
+        """No pong in time: a 1011 close, then the TCP connection is closed at once. While
+        reading is paused (the handler lags behind), a pong may be waiting unread: the
+        peer is not to blame, so the deadline starts again."""
         self._timers.pop("pong", None)
+        if self._reading_paused:
+            self._timers["pong"] = self.loop.call_later(self.app.ws_ping_timeout,
+                                                        self._no_pong)
+            return
         log.info("a WebSocket peer did not answer a ping within %gs: dropped",
                  self.app.ws_ping_timeout)
         if self.codec.state is WebSocketState.OPEN:
