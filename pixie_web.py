@@ -3198,6 +3198,912 @@ def view(name, template_lookup=None, **defaults):
     return decorator
 
 
+# ---- OpenAPI ---------------------------------------------------------------------------------
+# app.openapi() describes every HTTP route as an OpenAPI 3.1 document (SPEC 14): paths in
+# ``{name}`` form, parameters and request bodies from each route's _BindingPlan, responses
+# from the handler's return annotation, dataclasses and TypedDicts as components/schemas
+# named after their classes (JSON Schema 2020-12, the dialect of OpenAPI 3.1). The docs page
+# is that document rendered by the template engine above: one self-contained HTML page, no
+# script, nothing loaded from elsewhere. Neither is a route: App serves both when no route
+# takes a GET or HEAD of their URLs (_openapi_fallback), so app.routes() lists only the
+# app's own routes.
+#
+# Choices a reader may look for: Decimal is ``anyOf [number, numeric string]`` (what the
+# binder accepts; pixie_web writes Decimals as strings, which the string branch covers);
+# ``-> None`` is a 204 (what to_response sends for None); a handler without a return
+# annotation gets a 200 without a schema (it may send HTML as well as JSON); bounds on dates
+# are written as ``formatMinimum``-style keywords (JSON Schema's minimum is for numbers).
+
+_OPENAPI_VERSION = "3.1.0"
+_DEFAULT_API_TITLE = "pixie_web app"
+_DEFAULT_API_VERSION = "0.1.0"
+# The methods an OpenAPI 3.1 path item can hold, in the order the document lists them
+# (HEAD and OPTIONS are answered by pixie_web itself; WEBSOCKET is no HTTP operation).
+_DOCUMENTED_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "TRACE")
+_SCHEMA_REF = "#/components/schemas/"
+_DECIMAL_STRING_PATTERN = r"^\s*[+-]?(?:[0-9_]+(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][+-]?[0-9]+)?\s*$"
+_COMPONENT_NAME_RE = re.compile(r"[^A-Za-z0-9._-]")
+_OPERATION_ID_RE = re.compile(r"[^A-Za-z0-9_]")
+# Return annotations of streams (collections.abc names): a 200 of no known content type.
+_STREAM_ORIGINS = ("Iterator", "Iterable", "Generator", "AsyncIterator", "AsyncIterable",
+                   "AsyncGenerator")
+# A path wildcard's schema by its filter, when the handler does not annotate it.
+_WILDCARD_SCHEMAS = {"": {"type": "string"}, "int": {"type": "integer"},
+                     "float": {"type": "number"}, "path": {"type": "string"}}
+
+
+def _validation_schemas():
+    """The schemas of the 422 body (SPEC 14), named as FastAPI names them, so that clients
+    generated for either agree."""
+    location = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    return {
+        "HTTPValidationError": {
+            "title": "HTTPValidationError", "type": "object",
+            "properties": {"detail": {"title": "Detail", "type": "array",
+                                      "items": {"$ref": _SCHEMA_REF + "ValidationError"}}}},
+        "ValidationError": {
+            "title": "ValidationError", "type": "object",
+            "properties": {"loc": {"title": "Location", "type": "array", "items": location},
+                           "msg": {"title": "Message", "type": "string"},
+                           "type": {"title": "Error Type", "type": "string"}},
+            "required": ["loc", "msg", "type"]},
+    }
+
+
+def _validation_response():
+    return {"description": "Validation Error", "content": {"application/json": {
+        "schema": {"$ref": _SCHEMA_REF + "HTTPValidationError"}}}}
+
+
+def _json_form(value):
+    """``value`` as pixie_web writes it in JSON (a default in a schema), or _UNBOUND when
+    it has no JSON form (NaN and infinities included)."""
+    def refuse(constant):
+        raise ValueError(constant)
+    try:
+        return json.loads(_json_dumps_stdlib(value), parse_constant=refuse)
+    except (TypeError, ValueError, RecursionError):
+        return _UNBOUND
+
+
+def _add_default(schema, default):
+    """The default in the schema when it has a JSON form; a None default of a type that
+    does not allow None (``ids: list[int] = None``: "not given") is left out, as a default
+    must be valid against its schema."""
+    value = _json_form(default)
+    if value is _UNBOUND or value is None and not any(
+            choice.get("type") == "null" for choice in [schema, *schema.get("anyOf", ())]):
+        return
+    schema["default"] = value
+
+
+def _own_doc(kind):
+    """A class's own docstring: not one inherited, nor the signature dataclasses writes,
+    nor Enum's "An enumeration." (Python 3.11)."""
+    doc = inspect.getdoc(kind) if isinstance(kind.__dict__.get("__doc__"), str) else None
+    if not doc or doc.startswith(kind.__name__ + "(") or doc == "An enumeration.":
+        return None
+    return doc
+
+
+class _Schemas:
+    """JSON Schemas of annotations. A dataclass or TypedDict becomes a component named after
+    its class (module-qualified when two classes share a name) and is referred to by $ref;
+    recursive structures refer to themselves."""
+
+    def __init__(self, reserved=()):
+        self.components = {}          # component name -> schema
+        self._names = {}              # class -> component name
+        self._taken = set(reserved)
+
+    def of(self, annotation):
+        """The schema of ``annotation``: its Param's constraints on the type they constrain
+        (inside ``anyOf`` for ``X | None``), its description on the whole."""
+        annotation, param = _annotated(annotation, None)
+        schema = self._constrained(annotation, param)
+        if param is not None and param.description and "description" not in schema:
+            schema["description"] = param.description
+        return schema
+
+    def _constrained(self, annotation, param):
+        import typing
+        annotation, param = _annotated(annotation, param)
+        if not _is_union(annotation):
+            schema = self._kind(annotation)
+            schema.update(_constraint_keywords(param, annotation))
+            return schema
+        members = typing.get_args(annotation)
+        choices = [self._constrained(member, param) for member in members
+                   if member is not type(None)]
+        if len(choices) < len(members):
+            choices.append({"type": "null"})
+        return {"anyOf": choices} if len(choices) > 1 else choices[0]
+
+    def _kind(self, kind):
+        """The schema of an annotation without Annotated or unions."""
+        import collections.abc
+        import typing
+        origin = typing.get_origin(kind)
+        arguments = typing.get_args(kind)
+        if kind is None or kind is type(None):
+            return {"type": "null"}
+        if origin is typing.Literal:
+            return _literal_schema(arguments)
+        if kind in (list, set, frozenset, tuple) or origin in (
+                list, set, frozenset, collections.abc.Sequence, collections.abc.Set):
+            schema = {"type": "array"}
+            if arguments:
+                schema["items"] = self.of(arguments[0])
+            if frozenset in (kind, origin) or set in (kind, origin):
+                schema["uniqueItems"] = True
+            return schema
+        if origin is tuple:
+            if len(arguments) == 2 and arguments[1] is Ellipsis:
+                return {"type": "array", "items": self.of(arguments[0])}
+            return {"type": "array", "prefixItems": [self.of(each) for each in arguments],
+                    "minItems": len(arguments), "maxItems": len(arguments)}
+        if kind is dict or origin in (dict, collections.abc.Mapping):
+            schema = {"type": "object"}
+            if len(arguments) == 2:
+                schema["additionalProperties"] = self.of(arguments[1])
+            return schema
+        if _is_structure(kind):
+            return {"$ref": _SCHEMA_REF + self._component(kind)}
+        return _scalar_schema(kind)
+
+    def _component(self, kind):
+        """The component name of a structure, its schema built at the first use."""
+        name = self._names.get(kind)
+        if name is None:
+            name = kind.__name__
+            if name in self._taken or not name.isidentifier():
+                name = _COMPONENT_NAME_RE.sub("_", f"{kind.__module__}.{kind.__qualname__}")
+            self._names[kind] = name
+            self._taken.add(name)
+            self.components[name] = {}       # a recursive structure refers to it meanwhile
+            self.components[name] = self._structure(kind)
+        return name
+
+    def _structure(self, kind):
+        properties, required = {}, []
+        try:
+            fields = _structure_fields(kind)
+        except Exception:                    # annotations that cannot be evaluated
+            fields = []
+        for name, annotation, is_required, default in fields:
+            schema = self.of(annotation)
+            if default is not _UNBOUND and default[0] == "value":
+                _add_default(schema, default[1])
+            properties[name] = schema
+            if is_required:
+                required.append(name)
+        schema = {"title": kind.__name__, "type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        doc = _own_doc(kind)
+        if doc:
+            schema["description"] = doc
+        return schema
+
+
+def _annotated(annotation, param):
+    """``(type, Param)`` of ``Annotated[type, Param(...)]`` (a TypedDict's Required and
+    NotRequired taken off too); ``param`` when there is none."""
+    import typing
+    if typing.get_origin(annotation) in (typing.Required, typing.NotRequired):
+        (annotation,) = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        param = next((extra for extra in annotation.__metadata__
+                      if isinstance(extra, Param)), None) or param
+        annotation = annotation.__origin__
+    return annotation, param
+
+
+def _scalar_schema(kind):
+    """The schema of a scalar type; ``{}`` (anything) for a type JSON Schema cannot say."""
+    import decimal
+    import enum
+    import uuid
+    from datetime import date, datetime, time
+    simple = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    if kind in simple:
+        return {"type": simple[kind]}
+    formats = [(datetime, "date-time"), (date, "date"), (time, "time"), (uuid.UUID, "uuid")]
+    for known, format_name in formats:
+        if kind is known:
+            return {"type": "string", "format": format_name}
+    if kind is decimal.Decimal:
+        return {"anyOf": [{"type": "number"},
+                          {"type": "string", "pattern": _DECIMAL_STRING_PATTERN}]}
+    if kind in (bytes, bytearray) or kind is FileUpload:
+        return {"type": "string", "format": "binary"}
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        schema = _literal_schema([member.value for member in kind])
+        schema["title"] = kind.__name__
+        doc = _own_doc(kind)
+        if doc:
+            schema["description"] = doc
+        return schema
+    return {}
+
+
+def _literal_schema(values):
+    """``const`` for one value, else ``enum``; with the JSON type when they share one."""
+    import enum
+    values = [value.value if isinstance(value, enum.Enum) else value for value in values]
+    written = [_json_form(value) for value in values]
+    written = [value for value in written if value is not _UNBOUND]
+    types = {_json_type(value) for value in written}
+    schema = {"type": types.pop()} if len(types) == 1 else {}
+    if len(written) == 1:
+        schema["const"] = written[0]
+    elif written:
+        schema["enum"] = written
+    return schema
+
+
+def _json_type(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}[type(value)]
+
+
+# Param's constraints as JSON Schema keywords: numbers, dates (formatMinimum...: minimum is
+# for numbers only), and lengths (of strings, or of arrays).
+_NUMBER_BOUNDS = (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum"),
+                  ("lt", "exclusiveMaximum"))
+_DATE_BOUNDS = (("ge", "formatMinimum"), ("gt", "formatExclusiveMinimum"),
+                ("le", "formatMaximum"), ("lt", "formatExclusiveMaximum"))
+
+
+def _constraint_keywords(param, kind):
+    import decimal
+    import typing
+    if param is None:
+        return {}
+    keywords = {}
+    is_number = kind in (int, float, decimal.Decimal)
+    for name, keyword in _NUMBER_BOUNDS if is_number else _DATE_BOUNDS:
+        bound = getattr(param, name)
+        if isinstance(bound, decimal.Decimal):
+            bound = float(bound)             # a number in JSON Schema, as JSON has no Decimal
+        if bound is not None and _json_form(bound) is not _UNBOUND:
+            keywords[keyword] = _json_form(bound)
+    is_list = kind in (list, set, frozenset, tuple) or typing.get_origin(kind) in (
+        list, set, frozenset, tuple)
+    if param.min_length is not None:
+        keywords["minItems" if is_list else "minLength"] = param.min_length
+    if param.max_length is not None:
+        keywords["maxItems" if is_list else "maxLength"] = param.max_length
+    if param.pattern is not None:
+        keywords["pattern"] = param.pattern
+    return keywords
+
+
+def _openapi_document(app):
+    """The OpenAPI 3.1 document (a dict) of every HTTP route of ``app`` (SPEC 14)."""
+    schemas = _Schemas(reserved=("HTTPValidationError", "ValidationError"))
+    paths, operation_ids, validated = {}, set(), False
+    for route in app.routes():
+        if route.method not in _DOCUMENTED_METHODS:
+            continue
+        path_item = paths.setdefault(_openapi_path(route.path), {})
+        method = route.method.lower()
+        if method in path_item:       # /a/<id:int> and /a/<id> are one OpenAPI path: the
+            continue                  # router tries the first registered first
+        path_item[method] = _operation(route, schemas, operation_ids)
+        validated = validated or route.binding is not None
+    components = dict(sorted(schemas.components.items()))
+    if validated:
+        components.update(_validation_schemas())
+    document = {"openapi": _OPENAPI_VERSION,
+                "info": {"title": getattr(app, "title", None) or _DEFAULT_API_TITLE,
+                         "version": getattr(app, "version", None) or _DEFAULT_API_VERSION},
+                "paths": paths}
+    if components:
+        document["components"] = {"schemas": components}
+    return document
+
+
+def _openapi_path(path):
+    """``/carts/<cart_id:int>/items`` → ``/carts/{cart_id}/items``."""
+    return _WILDCARD_RE.sub(lambda match: "{" + match.group(1) + "}", path)
+
+
+def _handler_function(handler):
+    """The function behind a handler (partials unwrapped); None for other callables."""
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    return handler if inspect.isroutine(handler) else None
+
+
+def _operation(route, schemas, operation_ids):
+    function = _handler_function(route.handler)
+    operation_id = _OPERATION_ID_RE.sub(
+        "_", f"{route.name or getattr(function, '__name__', 'handler')}_{route.method.lower()}")
+    unique, count = operation_id, 1
+    while unique in operation_ids:
+        count += 1
+        unique = f"{operation_id}_{count}"
+    operation_ids.add(unique)
+    operation = {"operationId": unique}
+    doc = inspect.getdoc(function) if function is not None else None
+    if doc:
+        summary, _, description = doc.partition("\n")
+        operation["summary"] = summary.strip()
+        if description.strip():
+            operation["description"] = description.strip()
+    binders = route.binding.binders if route.binding is not None else ()
+    parameters = _path_parameters(route, binders, schemas) + [
+        _parameter(binder, schemas) for binder in binders
+        if binder.source in ("params", "query", "header", "cookie")]
+    if parameters:
+        operation["parameters"] = parameters
+    body = _request_body(binders, schemas)
+    if body is not None:
+        operation["requestBody"] = body
+    operation["responses"] = _responses(function, schemas)
+    if route.binding is not None:
+        operation["responses"]["422"] = _validation_response()
+    return operation
+
+
+def _path_parameters(route, binders, schemas):
+    """One parameter per wildcard: typed by the handler's annotation, else by its filter."""
+    annotated = {binder.name: binder for binder in binders if binder.source == "path"}
+    parameters = []
+    for match in _WILDCARD_RE.finditer(route.path):
+        name, kind, config = match.group(1), match.group(2) or "", match.group(3)
+        binder = annotated.get(name)
+        if binder is not None:
+            schema = schemas.of(binder.annotation)
+        elif kind == "re":
+            schema = {"type": "string", "pattern": f"^(?:{config or '[^/]+'})$"}
+        else:
+            schema = dict(_WILDCARD_SCHEMAS.get(kind, {"type": "string"}))
+        parameter = {"name": name, "in": "path", "required": True, "schema": schema}
+        if binder is not None and binder.param is not None and binder.param.description:
+            parameter["description"] = binder.param.description
+        parameters.append(parameter)
+    return parameters
+
+
+def _parameter(binder, schemas):
+    """A query, header or cookie parameter (``params``: the query, then the form, is
+    described as the query)."""
+    schema = schemas.of(binder.annotation)
+    parameter = {"name": binder.key, "in": "query" if binder.source == "params" else
+                 binder.source, "required": binder.required, "schema": schema}
+    if not binder.required:
+        _add_default(schema, binder.default)
+    if binder.param is not None and binder.param.description:
+        parameter["description"] = binder.param.description
+    return parameter
+
+
+def _object_schema(binders, schemas):
+    """An object of the fields ``binders`` read from a body (JSON keys or form fields)."""
+    properties, required = {}, []
+    for binder in binders:
+        properties[binder.key] = schema = schemas.of(binder.annotation)
+        if binder.required:
+            required.append(binder.key)
+        else:
+            _add_default(schema, binder.default)
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _without_none(annotation):
+    """``(type, Param or None)`` of ``Annotated[X | None, Param(...)]`` and the like."""
+    import typing
+    annotation, param = _annotated(annotation, None)
+    if _is_union(annotation):
+        members = [member for member in typing.get_args(annotation)
+                   if member is not type(None)]
+        if len(members) == 1:
+            annotation, param = _annotated(members[0], param)
+    return annotation, param
+
+
+def _request_body(binders, schemas):
+    """The requestBody: a structure ("body") and JSON fields ("json") as application/json
+    (a flat structure as a urlencoded form too); form fields and files as multipart."""
+    body = next((binder for binder in binders if binder.source == "body"), None)
+    json_fields = [binder for binder in binders if binder.source == "json"]
+    form_fields = [binder for binder in binders if binder.source in ("form", "files")]
+    content, description = {}, None
+    if body is not None or json_fields:
+        parts = []
+        if body is not None:
+            kind, param = _without_none(body.annotation)
+            parts.append(schemas.of(kind))
+            description = param.description if param is not None else None
+        if json_fields:
+            parts.append(_object_schema(json_fields, schemas))
+        content["application/json"] = {"schema": parts[0] if len(parts) == 1
+                                       else {"allOf": parts}}
+        is_flat = body is not None and body.convert[1] is not None   # its form converter
+        if is_flat and not json_fields and not form_fields:
+            content["application/x-www-form-urlencoded"] = {"schema": parts[0]}
+    if form_fields:
+        form_schema = _object_schema(form_fields, schemas)
+        content["multipart/form-data"] = {"schema": form_schema}
+        if all(binder.source == "form" for binder in form_fields):
+            content["application/x-www-form-urlencoded"] = {"schema": form_schema}
+    if not content:
+        return None
+    request_body = {"content": content, "required": any(
+        binder.required for binder in [body, *json_fields, *form_fields] if binder)}
+    if description:
+        request_body["description"] = description
+    return request_body
+
+
+def _responses(function, schemas):
+    """The success response from the return annotation, as to_response would send it:
+    str → HTML, bytes → octet-stream, None → 204, a Response or a stream → no schema,
+    anything else → JSON."""
+    import typing
+    ok = {"description": "Successful Response"}
+    try:
+        annotation = typing.get_type_hints(function, include_extras=True).get("return", _UNBOUND)
+    except Exception:                    # no function, or annotations that cannot be evaluated
+        annotation = _UNBOUND
+    if annotation is _UNBOUND:
+        return {"200": ok}
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = annotation.__origin__
+    members = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    values = [member for member in members if member not in (None, type(None))]
+    if not values:
+        return {"204": {"description": "No Content"}}
+    responses = {"200": ok}
+    if len(values) < len(members):       # X | None: None is sent as a 204
+        responses["204"] = {"description": "No Content"}
+    media_type = _response_media_type(values)
+    if media_type is not None:
+        schema = schemas.of(typing.Union[tuple(values)] if len(values) > 1 else values[0])
+        ok["content"] = {media_type: {"schema": schema}}
+    return responses
+
+
+def _response_media_type(kinds):
+    """The content type to_response gives values of ``kinds``; None when it cannot be said
+    (a Response, a stream, a (body, status) tuple)."""
+    import typing
+    origins = [typing.get_origin(kind) or kind for kind in kinds]
+    if all(origin is str for origin in origins):
+        return "text/html"
+    if all(origin in (bytes, bytearray) for origin in origins):
+        return "application/octet-stream"
+    for origin in origins:
+        if (isinstance(origin, type) and issubclass(origin, Response)) or origin is tuple or (
+                getattr(origin, "__module__", "") == "collections.abc"
+                and origin.__name__ in _STREAM_ORIGINS):
+            return None
+    return "application/json"
+
+
+# -- the docs page: the document as HTML, made with the template engine --
+
+_DOCS_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{title}} {{version}}</title>
+<style>
+:root { --text: #1c1e21; --muted: #5f6368; --line: #dadce0; --card: #fff; --page: #f5f6f8;
+        --code: #eef0f3; --link: #0b57d0; --required: #c62828; }
+@media (prefers-color-scheme: dark) {
+  :root { --text: #e8eaed; --muted: #a7abb0; --line: #3c4043; --card: #202124;
+          --page: #17181a; --code: #2b2d30; --link: #8ab4f8; --required: #f28b82; }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--page); color: var(--text);
+       font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 64rem; margin: 0 auto; padding: 1rem; }
+a { color: var(--link); }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+            font-size: .9em; }
+code { background: var(--code); padding: .05em .3em; border-radius: 4px;
+       overflow-wrap: anywhere; }
+pre { background: var(--code); padding: .75rem; border-radius: 6px; overflow-x: auto;
+      white-space: pre-wrap; overflow-wrap: anywhere; }
+h1 { margin: .5rem 0 0; font-size: 1.6rem; overflow-wrap: anywhere; }
+header p { margin: .25rem 0 1rem; color: var(--muted); }
+h2 { font-size: 1.25rem; margin: 2rem 0 .75rem; }
+h3 { font-size: 1rem; margin: 1rem 0 .4rem; }
+nav ul { list-style: none; padding: 0; margin: 0; }
+nav li { margin: .25rem 0; display: flex; gap: .5rem; align-items: baseline; }
+nav .entry { min-width: 0; overflow-wrap: anywhere; }
+.card { background: var(--card); border: 1px solid var(--line); border-left-width: 6px;
+        border-radius: 8px; padding: .75rem 1rem; margin: 0 0 1rem; }
+.operation-head { display: flex; flex-wrap: wrap; gap: .5rem; align-items: baseline; }
+.operation-head .path { font-size: 1.05rem; font-weight: 600; min-width: 0;
+                        background: none; padding: 0; }
+.badge { display: inline-block; min-width: 4.8rem; text-align: center; color: #fff;
+         font-weight: 700; font-size: .8rem; letter-spacing: .03em; padding: .15rem .4rem;
+         border-radius: 4px; flex: none; background: #555; }
+.method-get { --method: #1565c0; } .method-post { --method: #2e7d32; }
+.method-put { --method: #b45309; } .method-patch { --method: #00796b; }
+.method-delete { --method: #c62828; } .method-trace { --method: #555; }
+.badge[class*="method-"] { background: var(--method); }
+.card[class*="method-"] { border-left-color: var(--method); }
+.summary { margin: .35rem 0 0; font-weight: 600; }
+.description { margin: .35rem 0 0; white-space: pre-line; }
+.muted { color: var(--muted); font-size: .9rem; }
+.required { color: var(--required); font-size: .8rem; font-weight: 600; }
+table { width: 100%; border-collapse: collapse; font-size: .92rem; margin: .25rem 0 .5rem; }
+th, td { text-align: left; vertical-align: top; padding: .35rem .5rem;
+         border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+th { color: var(--muted); font-weight: 600; font-size: .85rem; }
+table.fields, table.responses { table-layout: fixed; }
+.column-name { width: 20%; } .column-in { width: 9%; } .column-type { width: 26%; }
+.column-constraints { width: 25%; } .column-status { width: 12%; }
+.column-description { width: 28%; }
+.card > :first-child { margin-top: 0; }
+.media { margin: .3rem 0; }
+.type { display: inline-flex; flex-wrap: wrap; gap: 0 .4em; font-size: .9em;
+        font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+        background: var(--code); padding: .05em .35em; border-radius: 4px; }
+.type > * { overflow-wrap: anywhere; min-width: 0; }
+@media (max-width: 40rem) {
+  main { padding: .6rem; }
+  .card { padding: .6rem .7rem; }
+  table, tbody, tr, td { display: block; width: 100%; }
+  thead { display: none; }
+  tr { padding: .35rem 0; border-bottom: 1px solid var(--line); }
+  td { border: 0; padding: .1rem 0; }
+  td[data-label]::before { content: attr(data-label) ": "; color: var(--muted);
+                           font-size: .85rem; }
+  td[data-label=""]::before { content: none; }
+  .responses td:nth-child(-n+2), .fields td.name, .fields td.in {
+    display: inline-block; width: auto; margin-right: .6rem; }
+}
+</style>
+</head>
+<body>
+<main>
+% def type_html(pieces):
+<span class="type">
+%   for text, ref in pieces:
+%     if ref:
+<a href="#schema-{{ref}}">{{text}}</a>
+%     else:
+<span>{{text}}</span>
+%     end
+%   end
+</span>
+% end
+% def fields_table(rows, where_column):
+<table class="fields">
+<thead><tr><th class="column-name">Name</th>
+%   if where_column:
+<th class="column-in">In</th>
+%   end
+<th class="column-type">Type</th><th class="column-constraints">Constraints</th>
+<th>Description</th></tr></thead>
+<tbody>
+%   for row in rows:
+<tr><td class="name" data-label=""><code>{{row["name"]}}</code>
+%     if row["required"]:
+<span class="required">required</span>
+%     end
+</td>
+%     if where_column:
+<td class="in" data-label="In">{{row["in"]}}</td>
+%     end
+<td data-label="Type">
+%     type_html(row["type"])
+</td>
+%     if row["constraints"]:
+<td data-label="Constraints">{{row["constraints"]}}</td>
+%     else:
+<td></td>
+%     end
+%     if row["description"]:
+<td data-label="Description">{{row["description"]}}</td>
+%     else:
+<td></td>
+%     end
+</tr>
+%   end
+</tbody>
+</table>
+% end
+<header>
+<h1>{{title}}</h1>
+<p>Version {{version}} &middot; OpenAPI {{openapi_version}}
+% if openapi_url:
+&middot; <a href="{{openapi_url}}">{{openapi_url}}</a>
+% end
+</p>
+</header>
+% if operations:
+<nav aria-label="Operations">
+<h2>Operations</h2>
+<ul>
+%   for operation in operations:
+<li><span class="badge method-{{operation["method"].lower()}}">{{operation["method"]}}</span>
+<span class="entry"><a href="#{{operation["anchor"]}}">{{operation["path"]}}</a>
+%     if operation["summary"]:
+<span class="muted">{{operation["summary"]}}</span>
+%     end
+</span></li>
+%   end
+</ul>
+</nav>
+% else:
+<p class="muted">This application has no documented operations.</p>
+% end
+% for operation in operations:
+<section class="card method-{{operation["method"].lower()}}" id="{{operation["anchor"]}}">
+<div class="operation-head">
+<span class="badge method-{{operation["method"].lower()}}">{{operation["method"]}}</span>
+<code class="path">{{operation["path"]}}</code>
+</div>
+%   if operation["summary"]:
+<p class="summary">{{operation["summary"]}}</p>
+%   end
+%   if operation["description"]:
+<p class="description">{{operation["description"]}}</p>
+%   end
+<p class="muted">operationId <code>{{operation["operation_id"]}}</code></p>
+%   if operation["parameters"]:
+<h3>Parameters</h3>
+%     fields_table(operation["parameters"], True)
+%   end
+%   if operation["body"]:
+<h3>Request body
+%     if operation["body"]["required"]:
+<span class="required">required</span>
+%     end
+</h3>
+%     if operation["body"]["description"]:
+<p>{{operation["body"]["description"]}}</p>
+%     end
+%     for media in operation["body"]["contents"]:
+<div class="media"><span class="muted">{{media["media_type"]}}</span>
+%       type_html(media["type"])
+</div>
+%       if media["fields"]:
+%         fields_table(media["fields"], False)
+%       end
+%     end
+%   end
+<h3>Responses</h3>
+<table class="responses">
+<thead><tr><th class="column-status">Status</th><th class="column-description">Description</th>
+<th>Content</th></tr></thead>
+<tbody>
+%   for response in operation["responses"]:
+<tr><td data-label=""><code>{{response["status"]}}</code></td>
+<td data-label="">{{response["description"]}}</td>
+<td data-label="">
+%     for media in response["contents"]:
+<div><span class="muted">{{media["media_type"]}}</span>
+%       type_html(media["type"])
+</div>
+%     end
+%     if not response["contents"]:
+<span class="muted">none</span>
+%     end
+</td></tr>
+%   end
+</tbody>
+</table>
+</section>
+% end
+% if schemas:
+<h2>Schemas</h2>
+%   for schema in schemas:
+<section class="card" id="schema-{{schema["name"]}}">
+<h3><code>{{schema["name"]}}</code></h3>
+%     if schema["description"]:
+<p class="description">{{schema["description"]}}</p>
+%     end
+%     if schema["fields"]:
+%       fields_table(schema["fields"], False)
+%     else:
+<p>
+%       type_html(schema["type"])
+<span class="muted">{{schema["constraints"]}}</span></p>
+%     end
+</section>
+%   end
+% end
+<h2>The OpenAPI document</h2>
+<details><summary>Show the JSON</summary>
+<pre>{{document_json}}</pre>
+</details>
+</main>
+</body>
+</html>
+"""
+
+
+def _docs_page(app, document):
+    """The docs page of ``document`` (app.openapi()): self-contained HTML, no script."""
+    components = document.get("components", {}).get("schemas", {})
+    operations = [_operation_view(path, method, operation, components)
+                  for path, path_item in document["paths"].items()
+                  for method, operation in path_item.items()]
+    schemas = [_schema_view(name, schema, components) for name, schema in components.items()]
+    openapi_url = getattr(app, "openapi_url", None)
+    return template(
+        _DOCS_TEMPLATE, title=document["info"]["title"], version=document["info"]["version"],
+        openapi_version=document["openapi"],
+        openapi_url=(app.prefix + openapi_url) if openapi_url else None,
+        operations=operations, schemas=schemas,
+        document_json=json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _operation_view(path, method, operation, components):
+    parameters = [dict(_field_view(parameter["name"], parameter["schema"],
+                                   parameter.get("required", False), components,
+                                   parameter.get("description")), **{"in": parameter["in"]})
+                  for parameter in operation.get("parameters", [])]
+    body = operation.get("requestBody")
+    if body is not None:
+        body = {"required": body.get("required", False), "description": body.get("description"),
+                "contents": [_media_view(media_type, media.get("schema", {}), components)
+                             for media_type, media in body["content"].items()]}
+    responses = [{"status": status, "description": response.get("description", ""),
+                  "contents": [_media_view(media_type, media.get("schema", {}), components)
+                               for media_type, media in response.get("content", {}).items()]}
+                 for status, response in operation.get("responses", {}).items()]
+    return {"method": method.upper(), "path": path,
+            "anchor": "op-" + operation["operationId"], "operation_id": operation["operationId"],
+            "summary": operation.get("summary"), "description": operation.get("description"),
+            "parameters": parameters, "body": body, "responses": responses}
+
+
+def _media_view(media_type, schema, components):
+    """A body's type, and its fields when it is an object (a $ref's, looked up)."""
+    target = _resolved(schema, components)
+    fields = [_field_view(name, field, name in target.get("required", ()), components)
+              for name, field in target.get("properties", {}).items()]
+    return {"media_type": media_type, "type": _type_pieces(schema), "fields": fields}
+
+
+def _schema_view(name, schema, components):
+    fields = [_field_view(field_name, field, field_name in schema.get("required", ()),
+                          components)
+              for field_name, field in schema.get("properties", {}).items()]
+    return {"name": name, "description": schema.get("description"), "fields": fields,
+            "type": _type_pieces(schema), "constraints": _constraints_text(schema)}
+
+
+def _field_view(name, schema, required, components, description=None):
+    return {"name": name, "required": required, "type": _type_pieces(schema),
+            "constraints": _constraints_text(schema),
+            "description": description or schema.get("description") or ""}
+
+
+def _resolved(schema, components):
+    ref = schema.get("$ref", "")
+    return components.get(ref[len(_SCHEMA_REF):], {}) if ref.startswith(_SCHEMA_REF) else schema
+
+
+def _type_pieces(schema):
+    """A schema's type as ``[(text, component name or None)]``: ``array of `` + ``Item``."""
+    ref = schema.get("$ref")
+    if ref is not None:
+        name = ref[len(_SCHEMA_REF):]
+        return [(name, name)]
+    if _is_decimal_schema(schema):
+        return [("decimal", None)]
+    for combiner in ("anyOf", "oneOf", "allOf"):
+        if combiner in schema:
+            pieces = []
+            for index, choice in enumerate(schema[combiner]):
+                if index:
+                    pieces.append(("|" if combiner != "allOf" else "&", None))
+                pieces.extend(_type_pieces(choice))
+            return _merged(pieces)
+    kind = schema.get("type")
+    if kind == "array":
+        if "prefixItems" in schema:
+            pieces = [("[", None)]
+            for index, item in enumerate(schema["prefixItems"]):
+                pieces.extend(([(",", None)] if index else []) + _type_pieces(item))
+            return _merged(pieces + [("]", None)])
+        items = schema.get("items")
+        return _merged([("array of", None), *_type_pieces(items)] if items else [("array", None)])
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return _merged([("object of", None), *_type_pieces(schema["additionalProperties"])])
+    if kind is None:
+        return [(schema.get("title") or "any", None)]
+    text = kind if isinstance(kind, str) else " | ".join(kind)
+    if "format" in schema:
+        text += f" ({schema['format']})"
+    if "title" in schema and "enum" in schema:
+        text = f"{schema['title']}: {text}"
+    return [(text, None)]
+
+
+def _is_decimal_schema(schema):
+    choices = schema.get("anyOf")
+    return bool(choices) and choices[-1].get("pattern") == _DECIMAL_STRING_PATTERN
+
+
+def _merged(pieces):
+    """Adjacent plain texts as one piece, a space between them (the page spaces pieces)."""
+    merged = []
+    for text, ref in pieces:
+        if merged and ref is None and merged[-1][1] is None:
+            merged[-1] = (merged[-1][0] + " " + text, None)
+        else:
+            merged.append((text, ref))
+    return merged
+
+
+_CONSTRAINT_WORDS = (("minimum", "≥ {}"), ("exclusiveMinimum", "> {}"), ("maximum", "≤ {}"),
+                     ("exclusiveMaximum", "< {}"), ("formatMinimum", "≥ {}"),
+                     ("formatExclusiveMinimum", "> {}"), ("formatMaximum", "≤ {}"),
+                     ("formatExclusiveMaximum", "< {}"), ("minLength", "length ≥ {}"),
+                     ("maxLength", "length ≤ {}"), ("minItems", "items ≥ {}"),
+                     ("maxItems", "items ≤ {}"), ("pattern", "matches {}"))
+
+
+def _constraints_text(schema):
+    """A schema's constraints in words: ``≥ 1, ≤ 100, default 10``."""
+    words = []
+    for choice in [schema, *schema.get("anyOf", ())]:
+        for keyword, form in _CONSTRAINT_WORDS:
+            if keyword in choice and not (keyword == "pattern" and _is_decimal_schema(schema)):
+                words.append(form.format(_json_text(choice[keyword])
+                                         if keyword != "pattern" else choice[keyword]))
+        if "const" in choice:
+            words.append(f"= {_json_text(choice['const'])}")
+        if "enum" in choice:
+            words.append("one of " + ", ".join(_json_text(value) for value in choice["enum"]))
+        if choice.get("uniqueItems"):
+            words.append("unique items")
+    if "default" in schema:
+        words.append(f"default {_json_text(schema['default'])}")
+    return ", ".join(words)
+
+
+def _json_text(value):
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _openapi_fallback(app, request):
+    """The document or the docs page for a GET or HEAD of ``app.openapi_url`` or
+    ``app.docs_url`` (under the app's prefix) that no route took; None otherwise. Both are
+    made once per change of the routes (cached on the app with the routes' version)."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    openapi_url = getattr(app, "openapi_url", "/openapi.json")
+    docs_url = getattr(app, "docs_url", "/docs")
+    wants_document = openapi_url is not None and request.path == app.prefix + openapi_url
+    wants_page = docs_url is not None and request.path == app.prefix + docs_url
+    if not (wants_document or wants_page):
+        return None
+    cache = getattr(app, "_openapi_cache", None)
+    if cache is None or cache[0] != _routes_version:
+        try:
+            document = app.openapi() if hasattr(app, "openapi") else _openapi_document(app)
+            cache = (_routes_version, json_dumps(document),
+                     _docs_page(app, document).encode("utf-8"))
+        except Exception:
+            log.exception("the OpenAPI document of %r cannot be made", app)
+            return error_response(500, "the OpenAPI document cannot be made: see the log")
+        app._openapi_cache = cache
+    if wants_document:
+        return Response(cache[1], 200, content_type="application/json")
+    return Response(cache[2], 200, content_type="text/html; charset=utf-8")
+
+
 # ---- Sessions --------------------------------------------------------------------------------
 
 class Session(dict):
@@ -8088,11 +8994,15 @@ class App(Router):
     """
 
     def __init__(self, prefix="", debug=False, redirect_slashes=False, executor=None,
-                 **settings):
+                 title=None, openapi_url="/openapi.json", docs_url="/docs", **settings):
         super().__init__(prefix)
         self.debug = debug
         self.redirect_slashes = redirect_slashes
         self.executor = executor
+        self.title = title                 # the OpenAPI document's info.title
+        self.openapi_url = openapi_url     # both served under the prefix where no route is
+        self.docs_url = docs_url           # (see _openapi_fallback); None: not served
+        self._openapi_cache = None         # (routes version, document, docs page)
         for name, default in _SETTINGS.items():
             setattr(self, name, default)
         self.configure_limits(**settings)
@@ -8413,8 +9323,18 @@ class App(Router):
             self._wsgi_adapter = _WSGIAdapter(self)
         return self._wsgi_adapter
 
+    def openapi(self):
+        """The OpenAPI 3.1 document (a new dict each call) of every HTTP route (SPEC 14).
+
+        Example::
+
+            print(json.dumps(app.openapi(), indent=2))
+        """
+        return _openapi_document(self)
+
     def _routing_error(self, request, allowed):
-        """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect."""
+        """The outcome for a request no route takes: 404, 405, automatic OPTIONS, a redirect,
+        or the OpenAPI document or docs page (_openapi_fallback)."""
         if request.path == "*":     # OPTIONS * asks about the server as a whole
             methods = {route.method for route in self._routes} - {"WEBSOCKET"} | {"OPTIONS"}
             if "GET" in methods:
@@ -8428,6 +9348,8 @@ class App(Router):
                 outcome = Response(None, 204, headers={"Allow": ", ".join(allowed)})
             else:
                 outcome = HTTPError(405, None, {"Allow": ", ".join(allowed)})
+        elif (documented := _openapi_fallback(self, request)) is not None:
+            outcome = documented
         else:
             outcome = HTTPError(404)
             if self.redirect_slashes and request.path not in ("/", "*"):
