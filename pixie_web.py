@@ -6424,9 +6424,9 @@ class WebSocket:
             return self._accept_then(self._channel.send, data)
         return self._channel.send(data)
 
-    async def send_json(self, value):
+    def send_json(self, value):
         """Send ``value`` as JSON in a text message."""
-        await self.send(json_dumps(value))
+        return self.send(json_dumps(value).decode("utf-8"))
 
     async def close(self, code=1000, reason=""):
         """Start the closing handshake with ``code`` (1000, 1001-1003, 1007-1014 or
@@ -9756,7 +9756,7 @@ class TestWebSocket:
         self._write(self._codec.send_bytes(bytes(data)))
 
     def send_json(self, value):
-        self.send_text(json_dumps(value))
+        self.send_text(json_dumps(value).decode("utf-8"))
 
     def receive(self, timeout=10.0):
         """The next message from the server (str or bytes); WebSocketClosed once it closed;
