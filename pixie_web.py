@@ -6665,7 +6665,6 @@ class HTTPProtocol:
     An asyncio protocol by its methods (asyncio and uvloop need no base class for it)."""
 
     _arrived = 0.0      # when the latest bytes arrived (set by _TimedHTTPProtocol only)
-    fresh = True        # no request has arrived yet (see _Server.stop)
     _upgrading = False  # a WebSocket handshake is being answered: read no more HTTP
 
     def __init__(self, server):
@@ -6807,10 +6806,6 @@ class HTTPProtocol:
         if one came."""
         connection = self._connection
         while True:
-            if self._upgrading:     # the bytes after a WebSocket handshake wait for its answer
-                if data is not None:
-                    connection.receive_data(data)
-                return None
             room = self.app.max_pipelined - len(self._queue)
             if data is not None:
                 events, data = connection.receive(data, room), None
@@ -6831,6 +6826,8 @@ class HTTPProtocol:
                     return event            # a ProtocolError: the last event
             if not events or (connection.state is _AWAIT_HEAD and not connection.buffer):
                 return None                 # else a body began, or the queue filled up
+            if self._upgrading:     # the bytes after a WebSocket handshake wait for its answer
+                return None
 
     def _start_request(self, head):
         """A head arrived: make its Request and have the app route it, which decides how
@@ -6845,7 +6842,6 @@ class HTTPProtocol:
                           head.query_string, head.http_version, section, b"",
                           self.remote_addr, server.scheme, head.target_host, app)
         request._server = server
-        self.fresh = False
         if server.stamp_requests:
             request.started = time.monotonic()
             request._arrived = self._arrived
@@ -6855,6 +6851,7 @@ class HTTPProtocol:
                 and request.route.websocket is not None and request._routing_outcome is None):
             request._websocket_channel = _WebSocketProtocol(self, request)
             self._upgrading = True
+            self._pause_reading()   # nothing more is read as HTTP; the switch resumes reading
         has_body = section.chunked or bool(section.content_length)
         if request._routing_outcome is not None or not has_body:
             if has_body:      # refused: a body we will not read; answer, then close
@@ -7021,7 +7018,7 @@ class HTTPProtocol:
         if request._switched:           # a WebSocket, over: its protocol had the transport
             self._handed_over(request, response.status)
             return
-        self._upgrading = False         # (a refused handshake: HTTP goes on)
+        self._upgrading = False         # (a refused handshake: HTTP goes on, see _dispatch_next)
         if isinstance(response, FileResponse):
             response._prepare(request)
         head, body, keep_alive = serialize_head(response, request.http_version,
@@ -8951,7 +8948,8 @@ class _Server:
         while ((self.connections or self.websockets) and self.loop.time() < deadline
                and not self.hurry):
             for connection in list(self.connections):
-                if connection.is_idle() and (not connection.fresh
+                # (an idle connection that has answered requests waits for the next one)
+                if connection.is_idle() and (connection.deadline_kind == "idle"
                                              or self.loop.time() > patience):
                     connection._close()
             if self.connections or self.websockets:
