@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 import run as bench     # start/stop of pinned servers, the machine line, versions
 
