@@ -8566,6 +8566,8 @@ class _Supervisor:
                     old.stopping = False
                     self.leaving.remove(old)
                     self.children[slot] = old
+                elif not self.reload_roots:     # an empty slot (a crash): the usual backoff
+                    self.restart_at[slot] = time.monotonic() + _BACKOFF_FIRST
                 if not self.signals:
                     log.error("the new process for slot %d did not start (status %s): the "
                               "running processes keep serving%s", slot, new.process.poll(),
