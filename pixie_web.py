@@ -7936,6 +7936,9 @@ async def _in_pool(pool, handler, request, timeout):
 
 async def _apply_in_pool(host, function, args, kwargs, timeout):
     """in_pool on ``host`` (a started _Server): its process pool, else its thread pool."""
+    if asyncio.current_task() is None:      # an async handler's eager first step: the
+        return await asyncio.ensure_future(  # timeouts below need a task
+            _apply_in_pool(host, function, args, kwargs, timeout))
     name = getattr(function, "__qualname__", repr(function))
     if not _is_module_level_function(function):
         raise TypeError(f"in_pool: {name} cannot run in a worker process, which imports it by "
